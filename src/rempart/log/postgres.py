@@ -1,0 +1,171 @@
+"""The PostgreSQL :class:`~rempart.log.storage.LogStorage`: the production store.
+
+Appends are one transaction: take the log's advisory transaction lock, check
+the stored size (the fence), ``COPY`` the entries and node hashes in, commit.
+With PostgreSQL's default ``synchronous_commit=on`` the commit is flushed to
+the WAL before it returns. Readers use a small connection pool.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from rempart.errors import Conflict, NotFound, StorageUnavailable
+from rempart.log.storage import StoredCheckpoint, node_key
+from rempart.tlog.merkle import NodeId
+
+__all__ = ["PostgresLogStorage"]
+
+# pg_advisory_xact_lock key held while appending: one sequencer at a time.
+_SEQUENCER_LOCK = 0x52454D50  # "REMP"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_entries (idx bigint PRIMARY KEY, data bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS log_nodes (key bigint PRIMARY KEY, hash bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS log_checkpoints (size bigint PRIMARY KEY, note bytea NOT NULL);
+"""
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(f"{what}: {exc}") from exc
+    except (psycopg.Error, OSError) as exc:
+        raise StorageUnavailable(f"{what}: PostgreSQL error: {exc}") from exc
+    except Exception as exc:
+        # psycopg_pool raises its own PoolTimeout (a psycopg.OperationalError subclass
+        # in current versions); anything else from the driver still means "unavailable".
+        if type(exc).__module__.startswith(("psycopg", "psycopg_pool")):
+            raise StorageUnavailable(f"{what}: PostgreSQL error: {exc}") from exc
+        raise
+
+
+class PostgresLogStorage:
+    def __init__(self, dsn: str, *, pool_size: int = 4, connect_timeout: float = 10.0) -> None:
+        self.dsn = dsn
+        with _translated("opening the log database"):
+            self._writer = psycopg.connect(dsn, autocommit=True, connect_timeout=int(connect_timeout))
+            self._writer.execute(_SCHEMA)
+            self._pool = ConnectionPool(
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"autocommit": True},
+                timeout=connect_timeout,
+                open=True,
+            )
+        self._write_lock = threading.Lock()
+
+    def _reconnect_writer_if_broken(self) -> None:
+        if self._writer.closed or self._writer.broken:
+            self._writer = psycopg.connect(self.dsn, autocommit=True)
+
+    def size(self) -> int:
+        with _translated("reading log size"), self._pool.connection() as conn:
+            row = conn.execute("SELECT MAX(idx) FROM log_entries").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def append(
+        self, first: int, entries: Sequence[bytes], nodes: Sequence[tuple[NodeId, bytes]]
+    ) -> None:
+        if not entries:
+            return
+        with self._write_lock, _translated("appending to the log"):
+            self._reconnect_writer_if_broken()
+            conn = self._writer
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQUENCER_LOCK,))
+                row = conn.execute("SELECT MAX(idx) FROM log_entries").fetchone()
+                stored = 0 if row is None or row[0] is None else int(row[0]) + 1
+                if stored != first:
+                    raise Conflict(
+                        f"log append at {first} but the log holds {stored} entries",
+                        stored_size=stored,
+                    )
+                with conn.cursor() as cur:
+                    with cur.copy("COPY log_entries (idx, data) FROM STDIN (FORMAT BINARY)") as cp:
+                        cp.set_types(["int8", "bytea"])
+                        for i, entry in enumerate(entries, start=first):
+                            cp.write_row((i, entry))
+                    with cur.copy("COPY log_nodes (key, hash) FROM STDIN (FORMAT BINARY)") as cp:
+                        cp.set_types(["int8", "bytea"])
+                        for node, h in nodes:
+                            cp.write_row((node_key(node), h))
+
+    def read_hashes(self, nodes: Sequence[NodeId]) -> list[bytes]:
+        if not nodes:
+            return []
+        keys = [node_key(n) for n in nodes]
+        with _translated("reading log hashes"), self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT key, hash FROM log_nodes WHERE key = ANY(%s)", (keys,), prepare=True
+            ).fetchall()
+        found = {int(k): bytes(h) for k, h in rows}
+        try:
+            return [found[k] for k in keys]
+        except KeyError as exc:
+            raise NotFound("a log node hash is not stored") from exc
+
+    def read_level(self, level: int, start: int, end: int) -> list[bytes]:
+        lo, hi = node_key(NodeId(level, start)), node_key(NodeId(level, end))
+        with _translated("reading log hashes"), self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT hash FROM log_nodes WHERE key >= %s AND key < %s ORDER BY key", (lo, hi)
+            ).fetchall()
+        if len(rows) != end - start:
+            raise NotFound(f"log hashes ({level}, {start}…{end - 1}) are not all stored")
+        return [bytes(r[0]) for r in rows]
+
+    def read_entries(self, start: int, end: int) -> list[bytes]:
+        with _translated("reading log entries"), self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT data FROM log_entries WHERE idx >= %s AND idx < %s ORDER BY idx",
+                (start, end),
+            ).fetchall()
+        if len(rows) != end - start:
+            raise NotFound(f"log entries [{start}, {end}) are not all stored")
+        return [bytes(r[0]) for r in rows]
+
+    def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        with self._write_lock, _translated("storing a checkpoint"):
+            self._reconnect_writer_if_broken()
+            conn = self._writer
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQUENCER_LOCK,))
+                row = conn.execute("SELECT MAX(size) FROM log_checkpoints").fetchone()
+                latest = None if row is None else row[0]
+                if latest is not None and checkpoint.size < latest:
+                    raise Conflict(
+                        f"checkpoint of size {checkpoint.size} is older than the latest ({latest})"
+                    )
+                conn.execute(
+                    "INSERT INTO log_checkpoints (size, note) VALUES (%s, %s) "
+                    "ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
+                    (checkpoint.size, checkpoint.note),
+                )
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with _translated("reading the checkpoint"), self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else StoredCheckpoint(int(row[0]), bytes(row[1]))
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        with _translated("reading a checkpoint"), self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT note FROM log_checkpoints WHERE size = %s", (size,)
+            ).fetchone()
+        return None if row is None else StoredCheckpoint(size, bytes(row[0]))
+
+    def close(self) -> None:
+        self._pool.close()
+        with self._write_lock:
+            self._writer.close()
