@@ -19,8 +19,8 @@ from tests.treeutil import DictTree
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield request.param
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def open_storage(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> LogStorage:

@@ -23,11 +23,11 @@ from rempart.crypto._ed25519 import (
 
 __all__ = [
     "KEY_SIZE",
-    "AeadCipher",
     "NONCE_SIZE",
     "PUBLIC_KEY_SIZE",
     "SEED_SIZE",
     "SIGNATURE_SIZE",
+    "AeadCipher",
     "SigningKey",
     "aead_decrypt",
     "aead_encrypt",

@@ -1,0 +1,49 @@
+"""The ``rempart`` command: one typer app, each room of the house a sub-command.
+
+Errors are handled in one place, :func:`main`: a :class:`~rempart.errors.RempartError`
+prints one clear line (and its facts) and exits non-zero; nothing prints a trace.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from rempart.cli import log as _log  # noqa: F401  (attaches `rempart log …`)
+from rempart.cli._app import app, console_err
+from rempart.errors import InvalidInput, RempartError, VerificationFailed
+
+__all__ = ["app", "main"]
+
+# Exit codes: 1 verification failed / violation found, 2 bad input, 3 anything else Rempart refused.
+EXIT_VERIFICATION = 1
+EXIT_INPUT = 2
+EXIT_OTHER = 3
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except RempartError as exc:
+        console_err.print(f"[bold red]error[/] ({exc.code}): {exc.message}", highlight=False)
+        for key, value in exc.details.items():
+            console_err.print(f"  {key}: {value}", highlight=False)
+        if isinstance(exc, VerificationFailed):
+            sys.exit(EXIT_VERIFICATION)
+        sys.exit(EXIT_INPUT if isinstance(exc, InvalidInput) else EXIT_OTHER)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console_err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console_err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,57 @@
+"""Secret files on disk: written atomically, readable by their owner alone, never printed.
+
+Every private key Rempart keeps in a file (the log's signing key, a
+witness's cosigning key, a principal's approval key, the local keyring of
+key-encryption keys) goes through these two functions.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from rempart.errors import ConfigurationError, NotFound
+
+__all__ = ["read_secret_file", "write_secret_file"]
+
+
+def write_secret_file(path: Path, content: bytes, *, overwrite: bool = False) -> None:
+    """Write ``content`` to ``path`` with mode 0600, atomically (temp file, fsync, rename)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ConfigurationError(f"{path} already exists; refusing to overwrite a key", path=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_secret_file(path: Path) -> bytes:
+    """Read a secret file, refusing one that others than its owner can read or write."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise NotFound(f"key file {path} does not exist", path=str(path)) from exc
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"key file {path} is accessible to group or others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}",
+            path=str(path),
+        )
+    return path.read_bytes()

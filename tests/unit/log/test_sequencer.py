@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from rempart.errors import AuditUnavailable, InvalidInput, StorageUnavailable, VerificationFailed
+from rempart.log.memory import MemoryLogStorage
+from rempart.log.sequencer import TransparencyLog
+from rempart.log.sqlite import SqliteLogStorage
+from rempart.log.storage import StoredCheckpoint
+from rempart.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from rempart.tlog.merkle import (
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    tree_root,
+    verify_consistency,
+    verify_inclusion,
+)
+from rempart.tlog.note import Signer
+from tests.treeutil import DictTree
+
+SIGNER = Signer.generate("test.example/log")
+ORIGIN = "test.example/log"
+
+
+def open_log(storage: object, **kwargs: object) -> TransparencyLog:
+    return TransparencyLog(
+        storage=storage,  # type: ignore[arg-type]
+        origin=ORIGIN,
+        sign=lambda cp: sign_checkpoint(cp, [SIGNER]),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_append_returns_index_and_leaf_hash() -> None:
+    with open_log(MemoryLogStorage()) as log:
+        first = log.append(b"first")
+        second = log.append(b"second")
+        assert (first.index, first.leaf_hash) == (0, leaf_hash(b"first"))
+        assert second.index == 1
+        positions = log.append_many([b"a", b"b", b"c"])
+        assert [p.index for p in positions] == [2, 3, 4]
+        assert log.size == 5
+
+
+def test_entries_over_the_bundle_limit_are_refused() -> None:
+    with open_log(MemoryLogStorage()) as log:
+        log.append(b"x" * 65535)
+        with pytest.raises(InvalidInput, match="at most 65535 bytes"):
+            log.append(b"x" * 65536)
+        with pytest.raises(InvalidInput, match="is bytes"):
+            log.append("text")  # type: ignore[arg-type]
+        assert log.size == 1
+
+
+def test_concurrent_appenders_are_batched_and_all_land() -> None:
+    storage = MemoryLogStorage()
+    batches: list[int] = []
+    real_append = storage.append
+
+    def counting_append(first: int, entries: Sequence[bytes], nodes: object) -> None:
+        batches.append(len(entries))
+        real_append(first, entries, nodes)  # type: ignore[arg-type]
+
+    storage.append = counting_append  # type: ignore[method-assign]
+    results: dict[bytes, int] = {}
+    lock = threading.Lock()
+
+    def worker(w: int) -> None:
+        for i in range(200):
+            entry = f"{w}:{i}".encode()
+            index = log.append(entry).index
+            with lock:
+                results[entry] = index
+
+    with open_log(storage) as log:
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert log.size == 3200
+    assert sorted(results.values()) == list(range(3200))
+    stored = storage.read_entries(0, 3200)
+    assert all(stored[i] == e for e, i in results.items())
+    assert len(batches) < 3200  # group commit happened
+    assert tree_root(3200, storage) == DictTree(stored).frontier.root()
+
+
+def test_async_appenders() -> None:
+    async def main(log: TransparencyLog) -> list[int]:
+        positions = await asyncio.gather(*(log.append_async(f"e{i}".encode()) for i in range(500)))
+        return sorted(p.index for p in positions)
+
+    with open_log(MemoryLogStorage()) as log:
+        assert asyncio.run(main(log)) == list(range(500))
+
+
+class FailingStorage(MemoryLogStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    def append(self, first: int, entries: Sequence[bytes], nodes: object) -> None:
+        if self.fail:
+            raise StorageUnavailable("disk full")
+        super().append(first, entries, nodes)  # type: ignore[arg-type]
+
+
+def test_storage_failure_is_audit_unavailable_and_recovers() -> None:
+    storage = FailingStorage()
+    with open_log(storage) as log:
+        log.append(b"ok")
+        storage.fail = True
+        with pytest.raises(AuditUnavailable, match="disk full"):
+            log.append(b"lost")
+
+        async def attempt() -> None:
+            await log.append_async(b"lost too")
+
+        with pytest.raises(AuditUnavailable):
+            asyncio.run(attempt())
+        storage.fail = False
+        assert log.append(b"after").index == 1
+    assert storage.read_entries(0, 2) == [b"ok", b"after"]
+
+
+class StuckStorage(MemoryLogStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def append(self, first: int, entries: Sequence[bytes], nodes: object) -> None:
+        self.release.wait()
+        super().append(first, entries, nodes)  # type: ignore[arg-type]
+
+
+def test_a_stuck_log_times_out_as_audit_unavailable() -> None:
+    storage = StuckStorage()
+    log = open_log(storage, append_timeout=0.2)
+    try:
+        with pytest.raises(AuditUnavailable, match="within 0.2 s"):
+            log.append(b"waits")
+    finally:
+        storage.release.set()
+        log.close()
+
+
+def test_checkpoints_are_signed_consistent_and_periodic() -> None:
+    storage = MemoryLogStorage()
+    with open_log(storage, checkpoint_interval=0.05) as log:
+        log.append_many([b"a", b"b", b"c"])
+        first = log.publish_checkpoint()
+        assert first.size == 3
+        opened = open_checkpoint(first.note, origin=ORIGIN, log=SIGNER.verifier())
+        assert opened.checkpoint.root == tree_root(3, storage)
+        log.append_many([b"d", b"e"])
+        for _ in range(100):
+            latest = storage.latest_checkpoint()
+            if latest is not None and latest.size == 5:
+                break
+            threading.Event().wait(0.02)
+        assert latest is not None and latest.size == 5  # published by the interval alone
+        second = open_checkpoint(latest.note, origin=ORIGIN, log=SIGNER.verifier()).checkpoint
+        verify_consistency(
+            3,
+            5,
+            opened.checkpoint.root,
+            second.root,
+            consistency_proof(3, 5, storage),
+        )
+        proof = inclusion_proof(1, 5, storage)
+        verify_inclusion(leaf_hash(b"b"), 1, 5, proof, second.root)
+
+
+def test_close_publishes_the_final_checkpoint(tmp_path: Path) -> None:
+    with open_log(SqliteLogStorage(tmp_path / "log.db"), checkpoint_interval=3600) as log:
+        log.append_many([b"x"] * 10)
+    storage = SqliteLogStorage(tmp_path / "log.db")
+    latest = storage.latest_checkpoint()
+    assert latest is not None and latest.size == 10
+    with open_log(storage) as reopened:
+        assert reopened.append(b"y").index == 10
+
+
+def test_recovery_detects_altered_storage(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    with open_log(SqliteLogStorage(path)) as log:
+        log.append_many([b"a", b"b", b"c", b"d"])
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    # The root node of the 4-entry tree, which the stored checkpoint signs.
+    conn.execute("UPDATE log_nodes SET hash = ? WHERE key = ?", (b"\x00" * 32, (2 << 56) | 0))
+    conn.commit()
+    conn.close()
+    with pytest.raises(VerificationFailed, match="storage was altered"):
+        open_log(SqliteLogStorage(path))
+
+
+def test_recovery_detects_lost_entries() -> None:
+    storage = MemoryLogStorage()
+    storage.put_checkpoint(
+        StoredCheckpoint(
+            2, sign_checkpoint(Checkpoint(ORIGIN, 2, leaf_hash(b"")), [SIGNER])
+        )
+    )
+    with pytest.raises(VerificationFailed, match="committed entries were lost"):
+        open_log(storage)
