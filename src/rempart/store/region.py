@@ -1,0 +1,793 @@
+"""One region's record store: encrypted records and wrapped subject keys in the region's own database.
+
+Storage contract (every backend, checked by ``tests/conformance/test_record_store.py``):
+
+* A region database holds that region's subjects' wrapped keys and records,
+  and nothing else. It is stamped with its region name on first use; opening
+  it as another region raises :class:`~rempart.errors.ConfigurationError`.
+* Every write is one transaction, atomic and durable when the call returns.
+  Records carry a version: a write names the version it replaces (or none,
+  to create) and a stale one raises :class:`~rempart.errors.Conflict`, so two
+  writers never silently overwrite each other.
+* A record cannot exist without its subject's keys (a foreign key): deleting
+  the keys deletes nothing by itself, so erasure removes both in one transaction.
+* Protected and excepted values are sealed one by one with AES-256-GCM under
+  the subject's data key; the associated data binds each to its region,
+  subject, collection, record, version and field. A row seal (AES-GCM over an
+  empty text) binds the public values and the set of sealed field names.
+  Anything copied, swapped or edited in the database fails with
+  :class:`~rempart.errors.VerificationFailed` naming the integrity check.
+* Subject keys are wrapped by the region's KEK through :class:`KeyCustody`;
+  unwrapped data keys are kept in a bounded in-memory LRU, evicted on erasure,
+  relocation and rotation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rempart.clock import format_time
+from rempart.crypto import KEY_SIZE, AeadCipher, new_key
+from rempart.db import Database, Transaction
+from rempart.errors import (
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ResidencyViolation,
+    VerificationFailed,
+)
+from rempart.events import subject_commitment
+from rempart.store.catalog import Catalog, Category, CollectionSpec
+from rempart.store.keys import KeyCustody, WrappedKey
+from rempart.store.records import (
+    MAX_RECORD_BYTES,
+    Page,
+    Record,
+    check_id,
+    check_limit,
+    decode_cursor,
+    decode_value,
+    encode_cursor,
+    encode_value,
+)
+
+__all__ = [
+    "SCHEMA",
+    "PreparedKeys",
+    "RegionStore",
+    "SubjectKeyRow",
+    "decode_sealed",
+    "encode_sealed",
+    "field_binding",
+    "row_binding",
+]
+
+SCHEMA: list[tuple[str, str]] = [
+    (
+        "store-region-0001",
+        """
+        CREATE TABLE store_region (name TEXT PRIMARY KEY, stamped_at TEXT NOT NULL);
+        CREATE TABLE store_subject_keys (
+            subject_id TEXT PRIMARY KEY,
+            kek_id TEXT NOT NULL,
+            wrapped_data_key {blob} NOT NULL,
+            wrapped_commitment_key {blob} NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX store_subject_keys_by_kek ON store_subject_keys (kek_id, subject_id);
+        CREATE TABLE store_records (
+            subject_id TEXT NOT NULL REFERENCES store_subject_keys (subject_id),
+            collection TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            version {bigint} NOT NULL,
+            public_fields TEXT NOT NULL,
+            sealed_fields {blob} NOT NULL,
+            row_seal {blob} NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (subject_id, collection, record_id)
+        );
+        CREATE INDEX store_records_by_collection ON store_records (collection, subject_id, record_id);
+        CREATE TABLE store_public_values (
+            collection TEXT NOT NULL,
+            field TEXT NOT NULL,
+            value TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            PRIMARY KEY (collection, field, value, subject_id, record_id)
+        );
+        CREATE INDEX store_public_values_by_record ON store_public_values (subject_id, collection, record_id)
+        """,
+    )
+]
+
+_SEALED_FORMAT = 1
+_MAX_INDEXED_VALUE = 512
+_KINDS = ("data", "commitment")
+
+
+def _lp(*parts: str) -> bytes:
+    """Length-prefixed UTF-8 strings: an unambiguous encoding of a tuple of names."""
+    out = bytearray()
+    for part in parts:
+        raw = part.encode("utf-8")
+        out += struct.pack(">H", len(raw)) + raw
+    return bytes(out)
+
+
+def row_binding(region: str, subject_id: str, collection: str, record_id: str, version: int) -> bytes:
+    """The part of every binding that names the row: region, subject, collection, record, version."""
+    return _lp("rempart/record/v1", region, subject_id, collection, record_id) + struct.pack(">Q", version)
+
+
+def field_binding(row: bytes, field: str) -> bytes:
+    """Associated data of one sealed field: the row's binding and the field's name."""
+    return row + b"\x01" + _lp(field)
+
+
+def _seal_binding(row: bytes, public_fields: str, sealed_names: Iterable[str]) -> bytes:
+    """Associated data of the row seal: the public values and which fields are sealed."""
+    return row + b"\x02" + _lp(public_fields, ",".join(sealed_names))
+
+
+def _key_binding(region: str, subject_id: str, kind: str) -> bytes:
+    return _lp("rempart/subject-key/v1", region, subject_id, kind)
+
+
+def encode_sealed(fields: Sequence[tuple[str, bytes]]) -> bytes:
+    """Stored form of a record's sealed fields: ``0x01`` then (u8 name length, name, u32 length, bytes)*."""
+    out = bytearray([_SEALED_FORMAT])
+    for name, sealed in fields:
+        raw = name.encode()
+        out += struct.pack(">B", len(raw)) + raw + struct.pack(">I", len(sealed)) + sealed
+    return bytes(out)
+
+
+def decode_sealed(data: bytes) -> list[tuple[str, bytes]]:
+    """Parse :func:`encode_sealed`'s output; a malformed blob fails the integrity check."""
+    if not data or data[0] != _SEALED_FORMAT:
+        raise VerificationFailed("integrity check failed: the sealed fields of a record are malformed")
+    fields: list[tuple[str, bytes]] = []
+    pos, end = 1, len(data)
+    try:
+        while pos < end:
+            n = data[pos]
+            name = data[pos + 1 : pos + 1 + n].decode()
+            pos += 1 + n
+            (size,) = struct.unpack_from(">I", data, pos)
+            pos += 4
+            if pos + size > end:
+                raise ValueError
+            fields.append((name, bytes(data[pos : pos + size])))
+            pos += size
+    except (IndexError, ValueError, struct.error, UnicodeDecodeError):
+        raise VerificationFailed(
+            "integrity check failed: the sealed fields of a record are malformed"
+        ) from None
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectKeyRow:
+    """A subject's wrapped keys as stored in the region database."""
+
+    subject_id: str
+    data_key: WrappedKey
+    commitment_key: WrappedKey
+    created_at: str
+
+
+class PreparedKeys:
+    """Fresh keys for a subject, wrapped and ready to install; plaintext held only in memory."""
+
+    __slots__ = ("commitment_key", "data_key", "row")
+
+    def __init__(self, row: SubjectKeyRow, data_key: bytes, commitment_key: bytes) -> None:
+        self.row = row
+        self.data_key = data_key
+        self.commitment_key = commitment_key
+
+    def commitment(self) -> str:
+        return subject_commitment(self.commitment_key, self.row.subject_id)
+
+    def __repr__(self) -> str:
+        return f"PreparedKeys(kek_id={self.row.data_key.key_id!r}, <keys hidden>)"
+
+
+class _OpenKeys:
+    __slots__ = ("cipher", "commitment_key", "kek_id")
+
+    def __init__(self, cipher: AeadCipher, commitment_key: bytes, kek_id: str) -> None:
+        self.cipher = cipher
+        self.commitment_key = commitment_key
+        self.kek_id = kek_id
+
+    def __repr__(self) -> str:
+        return f"_OpenKeys(kek_id={self.kek_id!r}, <keys hidden>)"
+
+
+_RECORD_COLUMNS = (
+    "subject_id, collection, record_id, version, public_fields, sealed_fields, row_seal, updated_at"
+)
+
+
+class RegionStore:
+    """The encrypted records and wrapped keys of one region, in one :class:`~rempart.db.Database`.
+
+    Not the door to use from outside the store: :class:`~rempart.store.service.RecordService`
+    routes each subject to its home region and records what must be recorded.
+    This class still refuses to write for a subject whose keys it does not hold,
+    so no path can put a subject's sealed fields in another region's database.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        database: Database,
+        catalog: Catalog,
+        custody: KeyCustody,
+        ring: str,
+        cache_size: int = 10_000,
+    ) -> None:
+        if cache_size < 1:
+            raise InvalidInput("cache_size must be at least 1")
+        self.region = region
+        self.db = database
+        self.catalog = catalog
+        self.custody = custody
+        self.ring = ring
+        self._cache: OrderedDict[str, _OpenKeys] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        database.migrate(SCHEMA)
+        self._stamp(database)
+
+    def _stamp(self, database: Database) -> None:
+        with database.transaction() as tx:
+            row = tx.execute("SELECT name FROM store_region").fetchone()
+            if row is None:
+                tx.execute(
+                    "INSERT INTO store_region (name, stamped_at) VALUES (?, CURRENT_TIMESTAMP)",
+                    (self.region,),
+                )
+            elif row[0] != self.region:
+                raise ConfigurationError(
+                    f"regions.{self.region}.store: this database belongs to region {row[0]!r}, "
+                    f"not {self.region!r}; each region needs its own database",
+                    path=f"regions.{self.region}.store",
+                )
+
+    def __repr__(self) -> str:
+        return f"RegionStore(region={self.region!r}, {self.db.dialect})"
+
+    # -- keys ---------------------------------------------------------------
+
+    def prepare_keys(
+        self, subject_id: str, created_at: datetime, *, commitment_key: bytes | None = None
+    ) -> PreparedKeys:
+        """Generate a data key (and a commitment key unless one is carried over) and wrap them here."""
+        check_id(subject_id, "subject id")
+        data_key = new_key()
+        ck = commitment_key if commitment_key is not None else os.urandom(KEY_SIZE)
+        wrapped_dk = self.custody.wrap(self.ring, data_key, _key_binding(self.region, subject_id, "data"))
+        wrapped_ck = self.custody.wrap(self.ring, ck, _key_binding(self.region, subject_id, "commitment"))
+        if wrapped_dk.key_id != wrapped_ck.key_id:  # a rotation between the two calls
+            wrapped_ck = self.custody.wrap(self.ring, ck, _key_binding(self.region, subject_id, "commitment"))
+            wrapped_dk = self.custody.wrap(self.ring, data_key, _key_binding(self.region, subject_id, "data"))
+        row = SubjectKeyRow(subject_id, wrapped_dk, wrapped_ck, format_time(created_at))
+        return PreparedKeys(row, data_key, ck)
+
+    def install_keys(self, prepared: PreparedKeys) -> None:
+        """Store a subject's wrapped keys; Conflict if this region already holds keys for it."""
+        with self.db.transaction() as tx:
+            self._insert_keys(tx, prepared.row)
+
+    def _insert_keys(self, tx: Transaction, row: SubjectKeyRow) -> None:
+        if row.data_key.key_id != row.commitment_key.key_id:
+            raise InvalidInput("a subject's two keys must be wrapped under the same KEK version")
+        cur = tx.execute(
+            "INSERT INTO store_subject_keys (subject_id, kek_id, wrapped_data_key, wrapped_commitment_key, "
+            "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_id) DO NOTHING",
+            (
+                row.subject_id,
+                row.data_key.key_id,
+                row.data_key.sealed,
+                row.commitment_key.sealed,
+                row.created_at,
+            ),
+        )
+        if cur.rowcount != 1:
+            raise Conflict(f"region {self.region!r} already holds keys for this subject")
+
+    def key_row(self, subject_id: str) -> SubjectKeyRow | None:
+        row = self.db.query_one(
+            "SELECT kek_id, wrapped_data_key, wrapped_commitment_key, created_at "
+            "FROM store_subject_keys WHERE subject_id = ?",
+            (subject_id,),
+        )
+        if row is None:
+            return None
+        kek_id, dk, ck, created_at = row
+        return SubjectKeyRow(
+            subject_id, WrappedKey(kek_id, bytes(dk)), WrappedKey(kek_id, bytes(ck)), created_at
+        )
+
+    def holds(self, subject_id: str) -> bool:
+        """Whether this region's database holds keys for the subject (is its home, as far as it knows)."""
+        return self.key_row(subject_id) is not None
+
+    def _open(self, subject_id: str) -> _OpenKeys:
+        with self._cache_lock:
+            keys = self._cache.get(subject_id)
+            if keys is not None:
+                self._cache.move_to_end(subject_id)
+                return keys
+        row = self.key_row(subject_id)
+        if row is None:
+            raise NotFound(
+                f"region {self.region!r} holds no keys for this subject (not homed here, or erased)",
+                region=self.region,
+            )
+        dk = self.custody.unwrap(self.ring, row.data_key, _key_binding(self.region, subject_id, "data"))
+        ck = self.custody.unwrap(
+            self.ring, row.commitment_key, _key_binding(self.region, subject_id, "commitment")
+        )
+        keys = _OpenKeys(AeadCipher(dk), ck, row.data_key.key_id)
+        with self._cache_lock:
+            self._cache[subject_id] = keys
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return keys
+
+    def evict(self, subject_id: str | None = None) -> None:
+        """Forget unwrapped keys: one subject's, or (None) every subject's."""
+        with self._cache_lock:
+            if subject_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(subject_id, None)
+
+    def commitment_key(self, subject_id: str) -> bytes:
+        return self._open(subject_id).commitment_key
+
+    def commitment(self, subject_id: str) -> str:
+        """The subject's commitment for log entries (HMAC under its commitment key)."""
+        return subject_commitment(self._open(subject_id).commitment_key, subject_id)
+
+    def rewrap(self, *, batch: int = 500) -> int:
+        """Rewrap every subject key not under the ring's current KEK; returns how many subjects.
+
+        Record ciphertext is not touched (the data keys do not change). Safe to
+        run again after a crash: each subject is rewrapped by one conditional
+        update, and keys under an older KEK still open until they are rewrapped.
+        """
+        current = self.custody.current_key_id(self.ring)
+        done = 0
+        while True:
+            rows = self.db.query_all(
+                "SELECT subject_id, kek_id, wrapped_data_key, wrapped_commitment_key FROM store_subject_keys "
+                "WHERE kek_id <> ? ORDER BY subject_id LIMIT ?",
+                (current, batch),
+            )
+            if not rows:
+                return done
+            updates = []
+            for subject_id, kek_id, dk, ck in rows:
+                old_dk, old_ck = WrappedKey(kek_id, bytes(dk)), WrappedKey(kek_id, bytes(ck))
+                new = []
+                for kind, old in (("data", old_dk), ("commitment", old_ck)):
+                    binding = _key_binding(self.region, subject_id, kind)
+                    new.append(
+                        self.custody.wrap(self.ring, self.custody.unwrap(self.ring, old, binding), binding)
+                    )
+                if new[0].key_id != new[1].key_id:
+                    raise Conflict("the current KEK changed during a rewrap; run it again")
+                updates.append(
+                    (new[0].key_id, new[0].sealed, new[1].sealed, subject_id, kek_id, old_dk.sealed)
+                )
+            with self.db.transaction() as tx:
+                for params in updates:
+                    # Conditional: a subject erased or rewrapped meanwhile is left alone.
+                    cur = tx.execute(
+                        "UPDATE store_subject_keys SET kek_id = ?, wrapped_data_key = ?, "
+                        "wrapped_commitment_key = ? "
+                        "WHERE subject_id = ? AND kek_id = ? AND wrapped_data_key = ?",
+                        params,
+                    )
+                    done += cur.rowcount
+            self.evict()
+            if len(rows) < batch:
+                return done
+
+    def count_wrapped_under(self, key_id: str) -> int:
+        row = self.db.query_one("SELECT COUNT(*) FROM store_subject_keys WHERE kek_id = ?", (key_id,))
+        return int(row[0]) if row else 0
+
+    def subjects(self, *, after: str = "", limit: int = 1000) -> list[str]:
+        """Subject ids whose keys this region holds, in order, for reconciliation sweeps."""
+        rows = self.db.query_all(
+            "SELECT subject_id FROM store_subject_keys WHERE subject_id > ? ORDER BY subject_id LIMIT ?",
+            (after, limit),
+        )
+        return [r[0] for r in rows]
+
+    # -- writing ------------------------------------------------------------
+
+    def _seal(
+        self,
+        keys: _OpenKeys,
+        spec: CollectionSpec,
+        subject_id: str,
+        record_id: str,
+        version: int,
+        fields: Mapping[str, Any],
+    ) -> tuple[str, bytes, bytes, list[tuple[str, str]]]:
+        if not isinstance(fields, Mapping):
+            raise InvalidInput(
+                f"fields of a {spec.name} record must be an object, got {type(fields).__name__}"
+            )
+        public: dict[str, Any] = {}
+        sealed: list[tuple[str, bytes]] = []
+        index: list[tuple[str, str]] = []
+        row = row_binding(self.region, subject_id, spec.name, record_id, version)
+        total = 0
+        for name in sorted(fields):
+            if not isinstance(name, str):
+                raise InvalidInput(f"field names of a {spec.name} record must be strings")
+            field = spec.field(name)
+            value = fields[name]
+            encoded = encode_value(value, f"{spec.name}.{name}")
+            total += len(encoded)
+            if field.category is Category.PUBLIC:
+                public[name] = value
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, list | dict):
+                        continue
+                    text = encode_value(item, f"{spec.name}.{name}").decode()
+                    if len(text) <= _MAX_INDEXED_VALUE:
+                        index.append((name, text))
+            else:
+                sealed.append((name, keys.cipher.encrypt(encoded, field_binding(row, name))))
+        if total > MAX_RECORD_BYTES:
+            raise InvalidInput(f"a record holds at most {MAX_RECORD_BYTES} bytes of values, this one {total}")
+        public_text = json.dumps(public, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        seal = keys.cipher.encrypt(b"", _seal_binding(row, public_text, [n for n, _ in sealed]))
+        return public_text, encode_sealed(sealed), seal, sorted(set(index))
+
+    def _keys_for_write(self, subject_id: str) -> _OpenKeys:
+        try:
+            return self._open(subject_id)
+        except NotFound:
+            raise ResidencyViolation(
+                f"region {self.region!r} is not this subject's home: its store holds no keys "
+                "for the subject, "
+                "so it will not store the subject's fields",
+                region=self.region,
+            ) from None
+
+    def put(
+        self,
+        subject_id: str,
+        collection: str,
+        record_id: str,
+        fields: Mapping[str, Any],
+        *,
+        expected_version: int | None,
+        now: datetime,
+    ) -> Record:
+        """Create (``expected_version=None``) or replace (the version it replaces) one record."""
+        check_id(subject_id, "subject id")
+        check_id(record_id, "record id")
+        spec = self.catalog.collection(collection)
+        if expected_version is not None and (
+            not isinstance(expected_version, int)
+            or isinstance(expected_version, bool)
+            or expected_version < 1
+        ):
+            raise InvalidInput(
+                f"expected_version must be a positive integer or None, got {expected_version!r}"
+            )
+        keys = self._keys_for_write(subject_id)
+        version = 1 if expected_version is None else expected_version + 1
+        public_text, sealed, seal, index = self._seal(keys, spec, subject_id, record_id, version, fields)
+        updated_at = format_time(now)
+        pk = (subject_id, collection, record_id)
+        with self.db.transaction() as tx:
+            if expected_version is None:
+                cur = tx.execute(
+                    f"INSERT INTO store_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (subject_id, collection, record_id) DO NOTHING",
+                    (*pk, version, public_text, sealed, seal, updated_at),
+                )
+                if cur.rowcount != 1:
+                    raise Conflict(
+                        f"{collection} record {record_id!r} already exists; pass the version you replace",
+                        current_version=self._version(tx, pk),
+                    )
+            else:
+                cur = tx.execute(
+                    "UPDATE store_records SET version = ?, public_fields = ?, sealed_fields = ?, "
+                    "row_seal = ?, updated_at = ? "
+                    "WHERE subject_id = ? AND collection = ? AND record_id = ? AND version = ?",
+                    (version, public_text, sealed, seal, updated_at, *pk, expected_version),
+                )
+                if cur.rowcount != 1:
+                    current = self._version(tx, pk)
+                    if current is None:
+                        raise NotFound(f"{collection} record {record_id!r} does not exist")
+                    raise Conflict(
+                        f"{collection} record {record_id!r} is at version {current}, not {expected_version}: "
+                        "someone else changed it; read it again",
+                        current_version=current,
+                    )
+                tx.execute(
+                    "DELETE FROM store_public_values "
+                    "WHERE subject_id = ? AND collection = ? AND record_id = ?",
+                    (subject_id, collection, record_id),
+                )
+            if index:
+                tx.executemany(
+                    "INSERT INTO store_public_values (collection, field, value, subject_id, record_id) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(collection, name, text, subject_id, record_id) for name, text in index],
+                )
+        return Record(subject_id, collection, record_id, version, dict(fields), updated_at)
+
+    @staticmethod
+    def _version(tx: Transaction, pk: tuple[str, str, str]) -> int | None:
+        row = tx.execute(
+            "SELECT version FROM store_records WHERE subject_id = ? AND collection = ? AND record_id = ?", pk
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def delete(self, subject_id: str, collection: str, record_id: str, *, expected_version: int) -> None:
+        """Delete one record at the version the caller last read; Conflict if it changed."""
+        self.catalog.collection(collection)
+        pk = (subject_id, collection, record_id)
+        with self.db.transaction() as tx:
+            cur = tx.execute(
+                "DELETE FROM store_records "
+                "WHERE subject_id = ? AND collection = ? AND record_id = ? AND version = ?",
+                (*pk, expected_version),
+            )
+            if cur.rowcount != 1:
+                current = self._version(tx, pk)
+                if current is None:
+                    raise NotFound(f"{collection} record {record_id!r} does not exist")
+                raise Conflict(
+                    f"{collection} record {record_id!r} is at version {current}, not {expected_version}",
+                    current_version=current,
+                )
+            tx.execute(
+                "DELETE FROM store_public_values WHERE subject_id = ? AND collection = ? AND record_id = ?",
+                pk,
+            )
+
+    # -- reading ------------------------------------------------------------
+
+    def _open_row(self, row: Sequence[Any], wanted: Collection[str] | None) -> Record:
+        subject_id, collection, record_id, version, public_text, sealed_blob, seal, updated_at = row
+        keys = self._open(subject_id)
+        binding = row_binding(self.region, subject_id, collection, record_id, version)
+        sealed = decode_sealed(bytes(sealed_blob))
+        try:
+            keys.cipher.decrypt(bytes(seal), _seal_binding(binding, public_text, [n for n, _ in sealed]))
+        except VerificationFailed:
+            raise VerificationFailed(
+                f"integrity check failed for {self.region}/{collection}/{record_id}: the row seal does not "
+                "match its public fields or its set of sealed fields (altered in the database, or copied "
+                "from another row, subject or region)",
+                region=self.region,
+                collection=collection,
+                record_id=record_id,
+            ) from None
+        fields: dict[str, Any] = json.loads(public_text)
+        if wanted is not None:
+            fields = {k: v for k, v in fields.items() if k in wanted}
+        for name, ciphertext in sealed:
+            if wanted is not None and name not in wanted:
+                continue
+            try:
+                fields[name] = decode_value(keys.cipher.decrypt(ciphertext, field_binding(binding, name)))
+            except VerificationFailed:
+                raise VerificationFailed(
+                    f"integrity check failed for {self.region}/{collection}/{record_id} field {name!r}: "
+                    "the ciphertext was altered, or copied from another row, subject or region",
+                    region=self.region,
+                    collection=collection,
+                    record_id=record_id,
+                    field=name,
+                ) from None
+        return Record(subject_id, collection, record_id, int(version), fields, updated_at)
+
+    def _check_wanted(self, collection: str, fields: Collection[str] | None) -> frozenset[str] | None:
+        spec = self.catalog.collection(collection)
+        if fields is None:
+            return None
+        for name in fields:
+            spec.field(name)
+        return frozenset(fields)
+
+    def get(
+        self, subject_id: str, collection: str, record_id: str, *, fields: Collection[str] | None = None
+    ) -> Record:
+        """One record, decrypted (only ``fields`` if given); NotFound if absent."""
+        wanted = self._check_wanted(collection, fields)
+        row = self.db.query_one(
+            f"SELECT {_RECORD_COLUMNS} FROM store_records "
+            "WHERE subject_id = ? AND collection = ? AND record_id = ?",
+            (subject_id, collection, record_id),
+        )
+        if row is None:
+            raise NotFound(f"{collection} record {record_id!r} does not exist", collection=collection)
+        return self._open_row(row, wanted)
+
+    def list_records(
+        self,
+        subject_id: str,
+        *,
+        collection: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        fields: Collection[str] | None = None,
+    ) -> Page[Record]:
+        """A subject's records (of one collection, or all), ordered by collection then record id."""
+        check_limit(limit)
+        if fields is not None and collection is None:
+            raise InvalidInput("choosing fields needs a collection")
+        wanted = self._check_wanted(collection, fields) if collection is not None else None
+        after_c, after_r = decode_cursor(cursor, 2) if cursor is not None else ("", "")
+        if collection is not None:
+            if cursor is not None and after_c != collection:
+                raise InvalidInput("cursor is not one this store issued")
+            rows = self.db.query_all(
+                f"SELECT {_RECORD_COLUMNS} FROM store_records WHERE subject_id = ? AND collection = ? "
+                "AND record_id > ? ORDER BY record_id LIMIT ?",
+                (subject_id, collection, after_r, limit + 1),
+            )
+        else:
+            rows = self.db.query_all(
+                f"SELECT {_RECORD_COLUMNS} FROM store_records WHERE subject_id = ? "
+                "AND (collection > ? OR (collection = ? AND record_id > ?)) "
+                "ORDER BY collection, record_id LIMIT ?",
+                (subject_id, after_c, after_c, after_r, limit + 1),
+            )
+        items = [self._open_row(r, wanted) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(items[-1].collection, items[-1].record_id) if more else None
+        return Page(items, next_cursor)
+
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        fields: Collection[str] | None = None,
+        subject_ids: Collection[str] | None = None,
+    ) -> Page[Record]:
+        """Records of a collection in this region whose public fields equal ``where`` (all must match).
+
+        A filter on a list-valued public field matches records whose list holds
+        the value. Only public fields can be filtered: the others are sealed.
+        """
+        check_limit(limit)
+        spec = self.catalog.collection(collection)
+        wanted = self._check_wanted(collection, fields)
+        clauses = ["r.collection = ?"]
+        params: list[Any] = [collection]
+        for name, value in sorted((where or {}).items()):
+            field = spec.field(name)
+            if field.category is not Category.PUBLIC:
+                raise InvalidInput(
+                    f"{collection}.{name} is {field.category}: only public fields can be filtered on",
+                    field=name,
+                )
+            if isinstance(value, list | dict):
+                raise InvalidInput(f"{collection}.{name}: filter on a single value, not a list or object")
+            clauses.append(
+                "EXISTS (SELECT 1 FROM store_public_values v WHERE v.collection = r.collection AND "
+                "v.subject_id = r.subject_id AND v.record_id = r.record_id AND v.field = ? AND v.value = ?)"
+            )
+            params += [name, encode_value(value, f"{collection}.{name}").decode()]
+        if subject_ids is not None:
+            ids = sorted(set(subject_ids))
+            if not ids:
+                return Page([], None)
+            clauses.append(f"r.subject_id IN ({', '.join('?' for _ in ids)})")
+            params += ids
+        if cursor is not None:
+            after_s, after_r = decode_cursor(cursor, 2)
+            clauses.append("(r.subject_id > ? OR (r.subject_id = ? AND r.record_id > ?))")
+            params += [after_s, after_s, after_r]
+        cols = ", ".join(f"r.{c.strip()}" for c in _RECORD_COLUMNS.split(","))
+        rows = self.db.query_all(
+            f"SELECT {cols} FROM store_records r WHERE {' AND '.join(clauses)} "
+            "ORDER BY r.subject_id, r.record_id LIMIT ?",
+            (*params, limit + 1),
+        )
+        items = [self._open_row(r, wanted) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(items[-1].subject_id, items[-1].record_id) if more else None
+        return Page(items, next_cursor)
+
+    def census(self, subject_id: str) -> dict[str, int]:
+        """How many records the subject has here, per collection (for receipts)."""
+        rows = self.db.query_all(
+            "SELECT collection, COUNT(*) FROM store_records WHERE subject_id = ? GROUP BY collection",
+            (subject_id,),
+        )
+        return {c: int(n) for c, n in rows}
+
+    def versions(self, subject_id: str) -> dict[tuple[str, str], int]:
+        rows = self.db.query_all(
+            "SELECT collection, record_id, version FROM store_records WHERE subject_id = ?", (subject_id,)
+        )
+        return {(c, r): int(v) for c, r, v in rows}
+
+    def export_subject(self, subject_id: str) -> list[Record]:
+        """Every record of the subject, decrypted (for relocation)."""
+        rows = self.db.query_all(
+            f"SELECT {_RECORD_COLUMNS} FROM store_records "
+            "WHERE subject_id = ? ORDER BY collection, record_id",
+            (subject_id,),
+        )
+        return [self._open_row(r, None) for r in rows]
+
+    def import_subject(self, prepared: PreparedKeys, records: Sequence[Record]) -> None:
+        """Install a relocated subject's keys and records in one transaction, sealed for this region."""
+        keys = _OpenKeys(AeadCipher(prepared.data_key), prepared.commitment_key, prepared.row.data_key.key_id)
+        subject_id = prepared.row.subject_id
+        rows = []
+        index_rows = []
+        for rec in records:
+            if rec.subject_id != subject_id:
+                raise InvalidInput("every imported record must belong to the imported subject")
+            spec = self.catalog.collection(rec.collection)
+            public_text, sealed, seal, index = self._seal(
+                keys, spec, subject_id, rec.record_id, rec.version, rec.fields
+            )
+            rows.append(
+                (
+                    subject_id,
+                    rec.collection,
+                    rec.record_id,
+                    rec.version,
+                    public_text,
+                    sealed,
+                    seal,
+                    rec.updated_at,
+                )
+            )
+            index_rows += [(rec.collection, n, t, subject_id, rec.record_id) for n, t in index]
+        with self.db.transaction() as tx:
+            self._insert_keys(tx, prepared.row)
+            if rows:
+                tx.executemany(
+                    f"INSERT INTO store_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+            if index_rows:
+                tx.executemany(
+                    "INSERT INTO store_public_values (collection, field, value, subject_id, record_id) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    index_rows,
+                )
+
+    def purge_subject(self, subject_id: str) -> int:
+        """Delete a subject's records and wrapped keys in one transaction; returns the records deleted."""
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM store_public_values WHERE subject_id = ?", (subject_id,))
+            count = tx.execute("DELETE FROM store_records WHERE subject_id = ?", (subject_id,)).rowcount
+            tx.execute("DELETE FROM store_subject_keys WHERE subject_id = ?", (subject_id,))
+        self.evict(subject_id)
+        return int(count)
