@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -130,9 +130,12 @@ def server_dsn() -> str:
 
 
 def dsn_for_database(name: str) -> str:
+    """A ``postgresql://`` URL for database ``name`` on the test server."""
     params = conninfo_to_dict(server_dsn())
-    params["dbname"] = name
-    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+    user = params.get("user") or "postgres"
+    host = params.get("host") or "127.0.0.1"
+    port = params.get("port") or "5432"
+    return f"postgresql://{user}@{host}:{port}/{name}"
 
 
 @contextmanager
