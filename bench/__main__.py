@@ -1,0 +1,28 @@
+"""Run every benchmark (or those named): ``python -m bench [--quick] [NAME …]``.
+
+Each ``bench/bench_<name>.py`` has ``main(argv: list[str]) -> None`` that prints a
+table and writes ``bench/results/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    flags = [a for a in args if a.startswith("-")]
+    names = [a for a in args if not a.startswith("-")]
+    found = sorted(p.stem[len("bench_") :] for p in Path(__file__).parent.glob("bench_*.py"))
+    unknown = set(names) - set(found)
+    if unknown:
+        sys.exit(f"unknown benchmark(s) {sorted(unknown)}; have {found}")
+    for name in names or found:
+        print(f"\n=== bench {name} ===", flush=True)
+        importlib.import_module(f"bench.bench_{name}").main(flags)
+
+
+if __name__ == "__main__":
+    main()
