@@ -59,7 +59,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         deadline = time.monotonic() + 10
         while True:
             try:
-                with urllib.request.urlopen(base + "/", timeout=1):  # noqa: S310 - loopback only
+                with urllib.request.urlopen(base + "/", timeout=1):
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
@@ -181,7 +181,10 @@ def test_revocation_reaches_a_client_that_trusted_the_release(
     assert _client(root, base, tmp_path / "client").get_targetinfo(target_path(release)) is None
     # The other region's repository never listed it.
     publisher.publish("row", root, now=world.now())
-    assert _client(root, base, tmp_path / "client-row", region="row").get_targetinfo(target_path(release)) is None
+    assert (
+        _client(root, base, tmp_path / "client-row", region="row").get_targetinfo(target_path(release))
+        is None
+    )
 
 
 def test_client_follows_a_board_rotation_from_root_version_one(

@@ -44,8 +44,12 @@ class Keys:
     """Every key of the deployment; generated once per world."""
 
     board: list[Signer] = field(default_factory=lambda: [Signer.generate(f"board-{i}") for i in range(1, 6)])
-    approvers: list[Signer] = field(default_factory=lambda: [Signer.generate(f"approver-{i}") for i in (1, 2)])
-    reviewers: list[Signer] = field(default_factory=lambda: [Signer.generate(f"reviewer-{i}") for i in range(1, 4)])
+    approvers: list[Signer] = field(
+        default_factory=lambda: [Signer.generate(f"approver-{i}") for i in (1, 2)]
+    )
+    reviewers: list[Signer] = field(
+        default_factory=lambda: [Signer.generate(f"reviewer-{i}") for i in range(1, 4)]
+    )
     witness: Cosigner = field(default_factory=lambda: Cosigner.generate("witness-1"))
     log: Signer = field(default_factory=lambda: Signer.generate("log.rempart.example"))
     registry: Signer = field(default_factory=lambda: Signer.generate("registry.rempart.example"))
