@@ -466,6 +466,12 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, source: Path | None = No
         key_file=r.path(log_t, "key_file", "log"),
         checkpoint_interval=r.number(log_t, "checkpoint_interval", "log", 1.0),
     )
+    if log.database and log.database == control_db and control_db.startswith("sqlite:///"):
+        errors.add(
+            "log.database",
+            "the log needs its own SQLite file (the control database holds its write lock while the "
+            "log records an egress)",
+        )
     keyring_t = r.table(raw, "keyring", "keyring", required=True)
     r.known(keyring_t, "keyring", {"path"})
     keyring = r.path(keyring_t, "path", "keyring")
