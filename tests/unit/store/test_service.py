@@ -47,7 +47,9 @@ def test_create_subject_refusals(deployment: Deployment) -> None:
 
 def test_create_subject_fails_closed_when_the_log_is_down(deployment: Deployment) -> None:
     deployment.storage.down = True
-    with pytest.raises(AuditUnavailable, match="^the log could not record the entry: log database unreachable$"):
+    with pytest.raises(
+        AuditUnavailable, match="^the log could not record the entry: log database unreachable$"
+    ):
         deployment.service.create_subject(OPERATOR, "u-1", "us")
     assert deployment.control("SELECT COUNT(*) FROM store_subjects") == [(0,)]
     assert deployment.rows_for("us", "u-1") == (0, 0)
@@ -118,7 +120,12 @@ def test_the_region_store_itself_refuses_a_subject_homed_elsewhere(deployment: D
     svc.create_subject(OPERATOR, "u-us", "us")
     with pytest.raises(ResidencyViolation) as caught:
         svc.regions["row"].put(
-            "u-us", "contact", "main", {"email": "x@example.com"}, expected_version=None, now=deployment.clock.now()
+            "u-us",
+            "contact",
+            "main",
+            {"email": "x@example.com"},
+            expected_version=None,
+            now=deployment.clock.now(),
         )
     assert str(caught.value) == (
         "region 'row' is not this subject's home: its store holds no keys for the subject, "
@@ -132,9 +139,13 @@ def test_unknown_subject_collection_and_field_are_refused(deployment: Deployment
     with pytest.raises(NotFound, match="^no such subject in the directory$"):
         svc.write(OPERATOR, "ghost", "profile", "main", PROFILE)
     svc.create_subject(OPERATOR, "u-1", "us")
-    with pytest.raises(InvalidInput, match=r"^collection 'payments' is not in the catalog \(known: contact, "):
+    with pytest.raises(
+        InvalidInput, match=r"^collection 'payments' is not in the catalog \(known: contact, "
+    ):
         svc.write(OPERATOR, "u-1", "payments", "main", {"iban": "x"})
-    with pytest.raises(InvalidInput, match=r"^collection 'contact' has no field 'iban' in the catalog \(known: "):
+    with pytest.raises(
+        InvalidInput, match=r"^collection 'contact' has no field 'iban' in the catalog \(known: "
+    ):
         svc.write(OPERATOR, "u-1", "contact", "main", {"iban": "x"})
     with pytest.raises(InvalidInput, match=r"^contact.email: nan is not a finite number$"):
         svc.write(OPERATOR, "u-1", "contact", "main", {"email": float("nan")})
@@ -147,7 +158,9 @@ def test_concurrent_writers_get_a_conflict_not_a_lost_update(deployment: Deploym
     first = svc.write(OPERATOR, "u-1", "contact", "main", {"email": "a@example.com"})
     svc.write(OPERATOR, "u-1", "contact", "main", {"email": "b@example.com"}, expected_version=first.version)
     with pytest.raises(Conflict) as caught:
-        svc.write(OPERATOR, "u-1", "contact", "main", {"email": "c@example.com"}, expected_version=first.version)
+        svc.write(
+            OPERATOR, "u-1", "contact", "main", {"email": "c@example.com"}, expected_version=first.version
+        )
     assert str(caught.value) == (
         "contact record 'main' is at version 2, not 1: someone else changed it; read it again"
     )
@@ -161,7 +174,10 @@ def test_relocation_refused_by_the_region_rules_is_recorded(deployment: Deployme
     svc.write(OPERATOR, "u-row", "contact", "main", {"email": "a@example.com"})
     with pytest.raises(ResidencyViolation) as caught:
         svc.relocate(CUSTODIAN, "u-row", "us", reason="TICKET-7 user moved")
-    assert str(caught.value) == "relocation from 'row' to 'us' is not allowed by the rules of region 'row' (allowed: none)"
+    assert (
+        str(caught.value)
+        == "relocation from 'row' to 'us' is not allowed by the rules of region 'row' (allowed: none)"
+    )
     event = deployment.last_event()
     assert event.type == "store.subject.relocation_refused"
     assert dict(event.body) == {
@@ -212,7 +228,9 @@ def test_relocation_moves_keys_and_records_and_leaves_nothing_behind(deployment:
 
     db = Database.open(f"sqlite:///{backup}")
     try:
-        old = RegionStore(region="us", database=db, catalog=svc.catalog, custody=deployment.keyring, ring="us")
+        old = RegionStore(
+            region="us", database=db, catalog=svc.catalog, custody=deployment.keyring, ring="us"
+        )
         with pytest.raises(VerificationFailed, match="^this subject key was shredded by the custodian"):
             old.get("u-1", "contact", "main")
     finally:

@@ -1,0 +1,166 @@
+"""A database administrator edits rows directly: every change fails the integrity check, by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from rempart.errors import VerificationFailed
+from rempart.store.region import decode_sealed, encode_sealed
+from tests.unit.store.conftest import OPERATOR, Deployment
+
+
+def sealed_of(
+    d: Deployment, region: str, subject: str, collection: str, record: str
+) -> list[tuple[str, bytes]]:
+    [(blob,)] = d.raw(
+        region,
+        "SELECT sealed_fields FROM store_records WHERE subject_id = ? AND collection = ? AND record_id = ?",
+        (subject, collection, record),
+    )
+    return decode_sealed(blob)
+
+
+def set_sealed(
+    d: Deployment, region: str, subject: str, collection: str, record: str, fields: list[tuple[str, bytes]]
+) -> None:
+    changed = d.raw_write(
+        region,
+        "UPDATE store_records SET sealed_fields = ? WHERE subject_id = ? AND collection = ? AND record_id = ?",
+        (encode_sealed(fields), subject, collection, record),
+    )
+    assert changed == 1
+    d.service.regions[region].evict()
+
+
+@pytest.fixture
+def two_subjects(deployment: Deployment) -> Deployment:
+    svc = deployment.service
+    for sid in ("u-1", "u-2"):
+        svc.create_subject(OPERATOR, sid, "us")
+        svc.write(OPERATOR, sid, "contact", "main", {"email": f"{sid}@example.com", "phone": "+1 555"})
+        svc.write(OPERATOR, sid, "contact", "work", {"email": f"{sid}@work.example", "phone": "+1 556"})
+    svc.create_subject(OPERATOR, "u-row", "row")
+    svc.write(OPERATOR, "u-row", "contact", "main", {"email": "row@example.com", "phone": "+44 1"})
+    return deployment
+
+
+def test_ciphertext_swapped_between_subjects_fails_integrity(two_subjects: Deployment) -> None:
+    d = two_subjects
+    mine = sealed_of(d, "us", "u-1", "contact", "main")
+    theirs = dict(sealed_of(d, "us", "u-2", "contact", "main"))
+    set_sealed(d, "us", "u-1", "contact", "main", [(n, theirs[n] if n == "email" else c) for n, c in mine])
+    with pytest.raises(VerificationFailed) as caught:
+        d.service.read("u-1", "contact", "main")
+    assert str(caught.value) == (
+        "integrity check failed for us/contact/main field 'email': the ciphertext was altered, "
+        "or copied from another row, subject or region"
+    )
+    assert caught.value.code == "verification_failed"
+    # The other fields of the row, and the other subject, still read.
+    assert d.service.read("u-1", "contact", "main", fields=["phone"]).fields == {"phone": "+1 555"}
+    assert d.service.read("u-2", "contact", "main").fields["email"] == "u-2@example.com"
+
+
+def test_ciphertext_moved_to_another_row_of_the_same_subject_fails(two_subjects: Deployment) -> None:
+    d = two_subjects
+    main = sealed_of(d, "us", "u-1", "contact", "main")
+    set_sealed(d, "us", "u-1", "contact", "work", main)
+    with pytest.raises(VerificationFailed, match="^integrity check failed for us/contact/work field 'email'"):
+        d.service.read("u-1", "contact", "work")
+
+
+def test_ciphertext_moved_to_another_field_fails(two_subjects: Deployment) -> None:
+    d = two_subjects
+    fields = dict(sealed_of(d, "us", "u-1", "contact", "main"))
+    set_sealed(d, "us", "u-1", "contact", "main", [("email", fields["phone"]), ("phone", fields["email"])])
+    with pytest.raises(VerificationFailed, match="^integrity check failed for us/contact/main field 'email'"):
+        d.service.read("u-1", "contact", "main")
+
+
+def test_field_copied_to_the_other_regions_database_fails(two_subjects: Deployment) -> None:
+    d = two_subjects
+    us_email = dict(sealed_of(d, "us", "u-1", "contact", "main"))["email"]
+    row = sealed_of(d, "row", "u-row", "contact", "main")
+    set_sealed(d, "row", "u-row", "contact", "main", [(n, us_email if n == "email" else c) for n, c in row])
+    with pytest.raises(
+        VerificationFailed, match="^integrity check failed for row/contact/main field 'email'"
+    ):
+        d.service.read("u-row", "contact", "main")
+
+
+def test_whole_rows_and_keys_copied_to_the_other_region_do_not_open(two_subjects: Deployment) -> None:
+    """A DBA copies a subject's key row and records into the other region's database."""
+    d = two_subjects
+    [keys] = d.raw("us", "SELECT * FROM store_subject_keys WHERE subject_id = 'u-1'")
+    records = d.raw("us", "SELECT * FROM store_records WHERE subject_id = 'u-1'")
+    d.raw_write("row", "INSERT INTO store_subject_keys VALUES (?, ?, ?, ?, ?)", keys)
+    for rec in records:
+        d.raw_write("row", "INSERT INTO store_records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rec)
+    row_store = d.service.regions["row"]
+    with pytest.raises(VerificationFailed, match="^ring 'row' holds no key-encryption key 'us-v1'$"):
+        row_store.get("u-1", "contact", "main")
+    # Even re-labelled as wrapped by the row region's own KEK version, the wrap is bound to its region.
+    d.raw_write("row", "UPDATE store_subject_keys SET kek_id = 'row-v1' WHERE subject_id = 'u-1'")
+    row_store.evict()
+    with pytest.raises(VerificationFailed) as caught:
+        row_store.get("u-1", "contact", "main")
+    assert str(caught.value) == (
+        "integrity check failed unwrapping a subject key under 'row-v1': the wrapped key was altered or "
+        "belongs to another subject, kind or region"
+    )
+
+
+def test_wrapped_keys_swapped_between_subjects_fail(two_subjects: Deployment) -> None:
+    d = two_subjects
+    [(dk2,)] = d.raw("us", "SELECT wrapped_data_key FROM store_subject_keys WHERE subject_id = 'u-2'")
+    d.raw_write("us", "UPDATE store_subject_keys SET wrapped_data_key = ? WHERE subject_id = 'u-1'", (dk2,))
+    d.service.regions["us"].evict()
+    with pytest.raises(
+        VerificationFailed, match="^integrity check failed unwrapping a subject key under 'us-v1'"
+    ):
+        d.service.read("u-1", "contact", "main")
+
+
+def test_public_fields_edited_in_place_fail_the_row_seal(deployment: Deployment) -> None:
+    svc = deployment.service
+    svc.create_subject(OPERATOR, "u-1", "us")
+    svc.write(
+        OPERATOR, "u-1", "videos", "v1", {"title": "Cats", "visibility": "private", "upload_ip": "10.0.0.1"}
+    )
+    deployment.raw_write(
+        "us",
+        "UPDATE store_records SET public_fields = ? WHERE record_id = 'v1'",
+        ('{"title":"Cats","visibility":"public"}',),
+    )
+    with pytest.raises(VerificationFailed) as caught:
+        svc.read("u-1", "videos", "v1")
+    assert str(caught.value) == (
+        "integrity check failed for us/videos/v1: the row seal does not match its public fields or its set of "
+        "sealed fields (altered in the database, or copied from another row, subject or region)"
+    )
+
+
+def test_a_sealed_field_deleted_or_the_version_rolled_back_fails(two_subjects: Deployment) -> None:
+    d = two_subjects
+    fields = sealed_of(d, "us", "u-1", "contact", "main")
+    set_sealed(d, "us", "u-1", "contact", "main", [f for f in fields if f[0] != "phone"])
+    with pytest.raises(VerificationFailed, match="^integrity check failed for us/contact/main: the row seal"):
+        d.service.read("u-1", "contact", "main")
+    set_sealed(d, "us", "u-1", "contact", "main", fields)
+    assert d.service.read("u-1", "contact", "main").version == 1
+    d.raw_write("us", "UPDATE store_records SET version = 7 WHERE subject_id = 'u-1' AND record_id = 'main'")
+    with pytest.raises(VerificationFailed, match="^integrity check failed for us/contact/main: the row seal"):
+        d.service.read("u-1", "contact", "main")
+
+
+def test_a_malformed_sealed_blob_is_an_integrity_failure(two_subjects: Deployment) -> None:
+    d = two_subjects
+    d.raw_write(
+        "us",
+        "UPDATE store_records SET sealed_fields = ? WHERE subject_id = 'u-1' AND record_id = 'main'",
+        (b"\x01\x05email\x00\x00\xff",),
+    )
+    with pytest.raises(
+        VerificationFailed, match="^integrity check failed: the sealed fields of a record are malformed$"
+    ):
+        d.service.read("u-1", "contact", "main")
