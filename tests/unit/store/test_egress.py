@@ -89,7 +89,8 @@ def test_a_destination_the_rules_do_not_list_is_refused(seeded: Deployment) -> N
             ),
         )
     assert str(caught.value) == (
-        "egress from 'us' to 'parent-ml-training' is refused: not an allowed destination (allowed: parent-analytics)"
+        "egress from 'us' to 'parent-ml-training' is refused: not an allowed destination "
+        "(allowed: parent-analytics)"
     )
     event = seeded.last_event()
     assert (event.type, event.body["why"], event.body["destination"]) == (
@@ -156,7 +157,7 @@ def test_protected_fields_never_leave_without_an_approved_exception(seeded: Depl
 
 
 class OneApprovedException:
-    """A governance register holding one approval: videos.upload_ip for security_incident to parent-analytics."""
+    """A governance register with one approval: videos.upload_ip, security_incident, to parent-analytics."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, tuple[str, ...], str, str, datetime]] = []

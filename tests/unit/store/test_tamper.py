@@ -25,7 +25,8 @@ def set_sealed(
 ) -> None:
     changed = d.raw_write(
         region,
-        "UPDATE store_records SET sealed_fields = ? WHERE subject_id = ? AND collection = ? AND record_id = ?",
+        "UPDATE store_records SET sealed_fields = ? "
+        "WHERE subject_id = ? AND collection = ? AND record_id = ?",
         (encode_sealed(fields), subject, collection, record),
     )
     assert changed == 1
@@ -135,8 +136,8 @@ def test_public_fields_edited_in_place_fail_the_row_seal(deployment: Deployment)
     with pytest.raises(VerificationFailed) as caught:
         svc.read("u-1", "videos", "v1")
     assert str(caught.value) == (
-        "integrity check failed for us/videos/v1: the row seal does not match its public fields or its set of "
-        "sealed fields (altered in the database, or copied from another row, subject or region)"
+        "integrity check failed for us/videos/v1: the row seal does not match its public fields or its "
+        "set of sealed fields (altered in the database, or copied from another row, subject or region)"
     )
 
 
