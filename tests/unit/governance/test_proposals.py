@@ -332,7 +332,8 @@ BAD_SIGNATURES: list[tuple[str, Any, type[Exception], str]] = [
         "a signature line that does not verify",
         _forged,
         VerificationFailed,
-        "the signature by board member board-3 (board-3+{b3:08x}) does not verify over proposal {pid}'s bytes",
+        "the signature by board member board-3 (board-3+{b3:08x}) does not verify over "
+        "proposal {pid}'s bytes",
     ),
 ]
 
