@@ -8,7 +8,7 @@ egress rules) in the same ``Mapping[ProposalKind, ProposalApplier]`` handed to
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -84,7 +84,7 @@ class EgressExceptions(Protocol):
     """The store's port (issue 3): an approved exception covering this egress, now, or None."""
 
     def find(
-        self, region: str, fields: Sequence[str], purpose: str, destination: str, now: datetime
+        self, region: str, fields: Collection[str], purpose: str, destination: str, now: datetime
     ) -> str | None: ...
 
 
@@ -137,7 +137,7 @@ class GovernanceEgressExceptions:
         return f"egress exception {proposal.id} approved"
 
     def find(
-        self, region: str, fields: Sequence[str], purpose: str, destination: str, now: datetime
+        self, region: str, fields: Collection[str], purpose: str, destination: str, now: datetime
     ) -> str | None:
         """The id of an exception covering all ``fields`` for this region, purpose and destination."""
         wanted = set(fields)

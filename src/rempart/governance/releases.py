@@ -38,6 +38,8 @@ __all__ = [
     "REVOCATION_HEADER",
     "ArtifactKind",
     "DeploymentViolation",
+    "DirectorySubmitterKeys",
+    "PrincipalDirectory",
     "Release",
     "ReleaseRegistry",
     "ReleaseState",
@@ -95,6 +97,39 @@ class SubmitterKeys(Protocol):
     """Who a submitting principal is (issue 4's principals provide this)."""
 
     def submitter(self, principal_id: str) -> Submitter | None: ...
+
+
+class _KnownPrincipal(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def org(self) -> str: ...
+
+    @property
+    def vkey(self) -> str | None: ...
+
+    @property
+    def disabled(self) -> bool: ...
+
+
+class PrincipalDirectory(Protocol):
+    """Issue 4's principal store, as far as releases need it: ``find(id)``."""
+
+    def find(self, principal_id: str) -> _KnownPrincipal | None: ...
+
+
+class DirectorySubmitterKeys:
+    """Submitters read from the principal directory: enabled principals with a note key."""
+
+    def __init__(self, directory: PrincipalDirectory) -> None:
+        self._directory = directory
+
+    def submitter(self, principal_id: str) -> Submitter | None:
+        principal = self._directory.find(principal_id)
+        if principal is None or principal.disabled or not principal.vkey:
+            return None
+        return Submitter(principal.id, principal.org, Verifier.parse(principal.vkey))
 
 
 class StaticSubmitterKeys:

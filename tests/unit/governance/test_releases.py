@@ -383,3 +383,47 @@ def test_record_deployment_validates_its_input(world: World) -> None:
     with pytest.raises(InvalidInput, match=r"^deployer 'feed 1' does not match"):
         record_deployment(world.recorder, region="us", digest=DIGEST, deployer="feed 1", now=world.now())
     assert world.events("release.deployed") == []
+
+
+def test_submitters_from_the_principal_directory(world: World) -> None:
+    from rempart.access.principals import Principal, PrincipalStore
+    from rempart.governance import DirectorySubmitterKeys, ReleaseRegistry
+
+    principals = PrincipalStore(world.db, recorder=world.recorder, clock=world.clock)
+    common = {"location": "US", "screening": "cleared"}
+    principals.create(
+        Principal.build(
+            id="user:eng-1", display_name="Eng One", org="operator", vkey=KEYS.engineer.vkey(), **common
+        ),
+        actor="admin",
+    )
+    principals.create(
+        Principal.build(
+            id="user:parent-eng-1",
+            display_name="Parent Eng",
+            org="parent",
+            vkey=KEYS.parent_engineer.vkey(),
+            **common,
+        ),
+        actor="admin",
+    )
+    registry = ReleaseRegistry(
+        db=world.db,
+        recorder=world.recorder,
+        trust_roots=world.gov.trust_roots,
+        submitters=DirectorySubmitterKeys(principals),
+    )
+    with pytest.raises(PermissionDenied, match=r"^user:parent-eng-1 is a parent principal"):
+        registry.submit(
+            sign_release(_text(submitter="user:parent-eng-1"), [KEYS.parent_engineer]), now=world.now()
+        )
+    release = registry.submit(sign_release(_text(submitter="user:eng-1"), [KEYS.engineer]), now=world.now())
+    assert release.submitter == "user:eng-1"
+    principals.disable("user:eng-1", actor="admin")
+    with pytest.raises(PermissionDenied, match=r"^'user:eng-1' is not a known submitter$"):
+        registry.submit(
+            sign_release(
+                _text(submitter="user:eng-1", name="second.json", digest="ab" * 32), [KEYS.engineer]
+            ),
+            now=world.now(),
+        )
