@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -269,7 +269,8 @@ class _Reader:
         try:
             dialect, target = parse_database_url(url)
         except ConfigurationError as exc:
-            self.errors.add(f"{path}.{key}", f"{exc.message} (expected sqlite:///PATH or postgresql://…)")
+            reason = " ".join(exc.message.split())
+            self.errors.add(f"{path}.{key}", f"{reason} (expected sqlite:///PATH or postgresql://…)")
             return ""
         if dialect == "sqlite" and target != ":memory:" and not Path(target).is_absolute():
             return f"sqlite:///{self.base / target}"
@@ -485,6 +486,10 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, source: Path | None = No
             )
     catalog = _catalog(raw, r)
     access = _access(raw, r)
+    if "sensitive_collections" not in r.table(raw, "access", "access", required=False):
+        # The defaults name the shipped catalog's collections: keep those this catalog has.
+        kept = tuple(c for c in access.sensitive_collections if c in catalog.collections)
+        access = replace(access, sensitive_collections=kept)
     for i, coll in enumerate(access.sensitive_collections):
         if catalog.collections and coll not in catalog.collections:
             errors.add(
