@@ -21,7 +21,7 @@ from rempart.access.approvals import (
     sign_review,
     verify_statement,
 )
-from rempart.access.facts import RecordField, field_requests
+from rempart.access.facts import field_requests
 from rempart.access.grants import GrantStore, StaleRecord
 from rempart.access.lifecycle import Transition
 from rempart.access.model import (
@@ -38,7 +38,6 @@ from rempart.access.model import (
     grant_context,
 )
 from rempart.access.principals import ORGS, SCREENING_STATUSES, Principal, PrincipalStore
-from rempart.access.purposes import PURPOSES, check_purpose
 from rempart.access.rules import AccessRules
 from rempart.access.service import AccessService, BreakGlassViolation
 from rempart.access.tokens import IssuedToken, TokenInfo, TokenStore
@@ -46,7 +45,6 @@ from rempart.access.tokens import IssuedToken, TokenInfo, TokenStore
 __all__ = [
     "APPROVAL_HEADER",
     "ORGS",
-    "PURPOSES",
     "REVIEW_HEADER",
     "SCREENING_STATUSES",
     "AccessRequest",
@@ -63,7 +61,6 @@ __all__ = [
     "Principal",
     "PrincipalRoster",
     "PrincipalStore",
-    "RecordField",
     "RequestRecord",
     "RequestState",
     "Review",
@@ -76,7 +73,6 @@ __all__ = [
     "TokenStore",
     "Transition",
     "approval_text",
-    "check_purpose",
     "field_requests",
     "grant_context",
     "read_statement",

@@ -22,11 +22,11 @@ from enum import StrEnum
 from typing import Any, Final
 
 from rempart.access.principals import check_principal_id
-from rempart.access.purposes import check_purpose
 from rempart.clock import format_time, parse_time
 from rempart.errors import InvalidInput
 from rempart.events import canonical_json
 from rempart.policy.model import NO_GRANT, GrantContext
+from rempart.store.catalog import check_purpose
 
 __all__ = [
     "REQUEST_FORMAT",

@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from rempart.access.purposes import PURPOSES
 from rempart.clock import Clock, format_time
 from rempart.db import Database
 from rempart.errors import Conflict, InvalidInput, NotFound
 from rempart.events import Event, EventRecorder
 from rempart.policy.model import PrincipalEntity
+from rempart.store.catalog import PURPOSES
 from rempart.tlog.note import Verifier
 
 __all__ = [

@@ -48,7 +48,7 @@ class AccessRules:
     approvals_bulk: int = 2
     approvals_sensitive: int = 2
     sensitive_collections: frozenset[str] = field(
-        default_factory=lambda: frozenset({"precise_location", "messages"})
+        default_factory=lambda: frozenset({"location", "messages"})
     )
     max_subjects: int = 1000
     max_bulk_limit: int = 100_000
