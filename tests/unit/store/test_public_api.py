@@ -1,0 +1,102 @@
+"""The store's and the config's public names are pinned: changing them is a decision, not an accident."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "rempart.config": [
+        "AccessSettings",
+        "Config",
+        "EgressRules",
+        "GovernanceSettings",
+        "LogSettings",
+        "RegionConfig",
+        "ServerSettings",
+        "WitnessSettings",
+        "default_config",
+        "default_config_text",
+        "load_config",
+        "parse_config",
+        "parse_duration",
+    ],
+    "rempart.store": [],
+    "rempart.store.catalog": [
+        "NAME_PATTERN",
+        "PURPOSES",
+        "Catalog",
+        "Category",
+        "CollectionSpec",
+        "FieldSpec",
+        "check_purpose",
+        "default_catalog",
+        "load_catalog",
+        "parse_catalog",
+    ],
+    "rempart.store.keys": [
+        "KEY_ID_PATTERN",
+        "RING_PATTERN",
+        "KeyCustody",
+        "LocalKeyring",
+        "WrappedKey",
+        "next_key_id",
+        "wrapped_key_digest",
+    ],
+    "rempart.store.records": [
+        "MAX_FIELD_BYTES",
+        "MAX_PAGE",
+        "MAX_RECORD_BYTES",
+        "Actor",
+        "Page",
+        "Record",
+        "RecordKey",
+        "check_id",
+        "check_limit",
+        "check_org",
+        "decode_cursor",
+        "decode_value",
+        "encode_cursor",
+        "encode_value",
+    ],
+    "rempart.store.region": [
+        "SCHEMA",
+        "PreparedKeys",
+        "RegionStore",
+        "SubjectKeyRow",
+        "decode_sealed",
+        "encode_sealed",
+        "field_binding",
+        "row_binding",
+    ],
+    "rempart.store.directory": ["SCHEMA", "SubjectDirectory", "SubjectEntry"],
+    "rempart.store.egress": [
+        "SCHEMA",
+        "EgressBudgets",
+        "EgressExceptions",
+        "EgressRequest",
+        "EgressTransfer",
+        "FieldClasses",
+        "NoEgressExceptions",
+        "classify_fields",
+        "encode_payload",
+    ],
+    "rempart.store.service": [
+        "Actor",
+        "ErasureReceipt",
+        "ReconcileReport",
+        "RecordService",
+        "RelocationReceipt",
+        "RotationReport",
+        "SubjectInfo",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_names(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(PUBLIC[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.{name}"
