@@ -13,8 +13,9 @@ from rempart.log.memory import MemoryLogStorage
 from rempart.log.postgres import PostgresLogStorage
 from rempart.log.sqlite import SqliteLogStorage
 from rempart.log.storage import LogStorage, StoredCheckpoint
-from rempart.tlog.merkle import Frontier, NodeId, consistency_proof, inclusion_proof, leaf_hash
+from rempart.tlog.merkle import NodeId, consistency_proof, inclusion_proof, leaf_hash
 from rempart.tlog.merkle import tree_root as root_of
+from rempart.tlog.tiletree import TiledTree, edge_keys, locate
 from tests.treeutil import DictTree
 
 
@@ -39,10 +40,10 @@ def storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
     s.close()
 
 
-def append_entries(storage: LogStorage, frontier: Frontier, entries: list[bytes]) -> None:
-    first = frontier.size
-    nodes = frontier.extend([leaf_hash(e) for e in entries])
-    storage.append(first, entries, nodes)
+def append_entries(storage: LogStorage, tree: TiledTree, entries: list[bytes]) -> None:
+    first = tree.size
+    rows = tree.extend([leaf_hash(e) for e in entries])
+    storage.append(first, entries, rows)
 
 
 def test_empty(storage: LogStorage) -> None:
@@ -57,9 +58,9 @@ def test_empty(storage: LogStorage) -> None:
 
 def test_append_and_read_back(storage: LogStorage) -> None:
     entries = [f"entry {i}".encode() for i in range(1000)]
-    frontier = Frontier()
+    tree = TiledTree.empty()
     for chunk in range(0, 1000, 137):
-        append_entries(storage, frontier, entries[chunk : chunk + 137])
+        append_entries(storage, tree, entries[chunk : chunk + 137])
     assert storage.size() == 1000
     assert storage.read_entries(0, 1000) == entries
     assert storage.read_entries(500, 503) == entries[500:503]
@@ -74,29 +75,31 @@ def test_append_and_read_back(storage: LogStorage) -> None:
 
 
 def test_append_is_fenced(storage: LogStorage) -> None:
-    frontier = Frontier()
-    append_entries(storage, frontier, [b"a", b"b"])
-    stale = Frontier()
-    nodes = stale.extend([leaf_hash(b"x")])
+    tree = TiledTree.empty()
+    append_entries(storage, tree, [b"a", b"b"])
+    stale = TiledTree.empty()
+    rows = stale.extend([leaf_hash(b"x")])
     with pytest.raises(Conflict, match="holds 2 entries"):
-        storage.append(0, [b"x"], nodes)
-    ahead = frontier.copy()
-    ahead.append(leaf_hash(b"c"))
-    nodes = ahead.extend([leaf_hash(b"d")])
+        storage.append(0, [b"x"], rows)
+    ahead = tree.copy()
+    ahead.extend([leaf_hash(b"c")])
+    rows = ahead.extend([leaf_hash(b"d")])
     with pytest.raises(Conflict):
-        storage.append(3, [b"d"], nodes)
+        storage.append(3, [b"d"], rows)
     assert storage.size() == 2
     assert storage.read_entries(0, 2) == [b"a", b"b"]
 
 
 def test_failed_append_writes_nothing(storage: LogStorage) -> None:
-    """A batch that breaks partway (duplicate node key) leaves no trace: atomicity."""
-    frontier = Frontier()
-    append_entries(storage, frontier, [b"a"])
-    nodes = frontier.copy().extend([leaf_hash(b"b")])
-    duplicate = [*nodes, (NodeId(0, 0), leaf_hash(b"a"))]
-    with pytest.raises(Conflict):
-        storage.append(1, [b"b"], duplicate)
+    """A batch that breaks partway (it would change a stored hash) leaves no trace."""
+    tree = TiledTree.empty()
+    append_entries(storage, tree, [b"a"])
+    rows = tree.copy().extend([leaf_hash(b"b")])
+    key, offset = locate(0, 0)
+    row = rows[key]
+    rewritten = {key: row[:offset] + leaf_hash(b"not a") + row[offset + 32 :]}
+    with pytest.raises(Conflict, match="overwrite a stored node hash"):
+        storage.append(1, [b"b"], rewritten)
     assert storage.size() == 1
     with pytest.raises(NotFound):
         storage.read_hashes([NodeId(0, 1)])
@@ -108,10 +111,10 @@ def test_concurrent_appenders_never_fork(storage: LogStorage) -> None:
     lock = threading.Lock()
 
     def attempt(name: str, first: int) -> None:
-        f = Frontier.from_hashes(first, storage.read_hashes(Frontier.nodes_for_size(first)))
-        nodes = f.extend([leaf_hash(name.encode())])
+        t = TiledTree(first, storage.read_rows(edge_keys(first)))
+        rows = t.extend([leaf_hash(name.encode())])
         try:
-            storage.append(first, [name.encode()], nodes)
+            storage.append(first, [name.encode()], rows)
         except Conflict:
             return
         with lock:
@@ -146,8 +149,8 @@ def test_reopen_keeps_everything(
     if backend == "memory":
         pytest.skip("the in-memory backend lives only as long as its process")
     first = open_storage(backend, tmp_path, request)
-    frontier = Frontier()
-    append_entries(first, frontier, [b"one", b"two", b"three"])
+    tree = TiledTree.empty()
+    append_entries(first, tree, [b"one", b"two", b"three"])
     first.put_checkpoint(StoredCheckpoint(3, b"note"))
     first.close()
     again = open_storage(backend, tmp_path, request)
@@ -155,6 +158,6 @@ def test_reopen_keeps_everything(
         assert again.size() == 3
         assert again.read_entries(0, 3) == [b"one", b"two", b"three"]
         assert again.latest_checkpoint() == StoredCheckpoint(3, b"note")
-        assert root_of(3, again) == frontier.root()
+        assert root_of(3, again) == tree.root()
     finally:
         again.close()

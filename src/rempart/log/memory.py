@@ -6,48 +6,39 @@ Atomic like the others; durable only for the life of the process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rempart.errors import Conflict, NotFound
-from rempart.log.storage import StoredCheckpoint, node_key
-from rempart.tlog.merkle import NodeId
+from rempart.log.storage import RowHashReads, StoredCheckpoint
+from rempart.tlog.tiletree import check_extends
 
 __all__ = ["MemoryLogStorage"]
 
 
-class MemoryLogStorage:
+class MemoryLogStorage(RowHashReads):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[bytes] = []
-        self._nodes: dict[int, bytes] = {}
+        self._rows: dict[int, bytes] = {}
         self._checkpoints: dict[int, bytes] = {}
 
     def size(self) -> int:
         return len(self._entries)
 
-    def append(
-        self, first: int, entries: Sequence[bytes], nodes: Sequence[tuple[NodeId, bytes]]
-    ) -> None:
+    def append(self, first: int, entries: Sequence[bytes], rows: Mapping[int, bytes]) -> None:
         with self._lock:
             if first != len(self._entries):
                 raise Conflict(
                     f"log append at {first} but the log holds {len(self._entries)} entries",
                     stored_size=len(self._entries),
                 )
-            new = {node_key(n): h for n, h in nodes}
-            if len(new) != len(nodes) or not new.keys().isdisjoint(self._nodes):
-                raise Conflict("log append would overwrite a stored node hash")
-            self._nodes.update(new)
+            for key, row in rows.items():
+                check_extends(self._rows.get(key), row)
+            self._rows.update(rows)
             self._entries.extend(entries)
 
-    def read_hashes(self, nodes: Sequence[NodeId]) -> list[bytes]:
-        try:
-            return [self._nodes[node_key(n)] for n in nodes]
-        except KeyError as exc:
-            raise NotFound("log node hash not stored") from exc
-
-    def read_level(self, level: int, start: int, end: int) -> list[bytes]:
-        return self.read_hashes([NodeId(level, i) for i in range(start, end)])
+    def read_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
+        return {k: self._rows[k] for k in keys if k in self._rows}
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
         if not 0 <= start <= end <= len(self._entries):

@@ -1,7 +1,8 @@
 """The PostgreSQL :class:`~rempart.log.storage.LogStorage`: the production store.
 
 Appends are one transaction: take the log's advisory transaction lock, check
-the stored size (the fence), ``COPY`` the entries and node hashes in, commit.
+the stored size (the fence), ``COPY`` the entries in, upsert the touched tile
+rows (node hashes are stored one row per tile, :mod:`rempart.tlog.tiletree`), commit.
 With PostgreSQL's default ``synchronous_commit=on`` the commit is flushed to
 the WAL before it returns. Readers use a small connection pool.
 """
@@ -9,15 +10,16 @@ the WAL before it returns. Readers use a small connection pool.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from rempart.errors import Conflict, NotFound, StorageUnavailable
-from rempart.log.storage import StoredCheckpoint, node_key
-from rempart.tlog.merkle import NodeId
+from rempart.log.storage import RowHashReads, StoredCheckpoint
+from rempart.tlog.tiletree import check_extends
 
 __all__ = ["PostgresLogStorage"]
 
@@ -26,7 +28,7 @@ _SEQUENCER_LOCK = 0x52454D50  # "REMP"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_entries (idx bigint PRIMARY KEY, data bytea NOT NULL);
-CREATE TABLE IF NOT EXISTS log_nodes (key bigint PRIMARY KEY, hash bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS log_tiles (key bigint PRIMARY KEY, hashes bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS log_checkpoints (size bigint PRIMARY KEY, note bytea NOT NULL);
 """
 
@@ -47,7 +49,7 @@ def _translated(what: str) -> Iterator[None]:
         raise
 
 
-class PostgresLogStorage:
+class PostgresLogStorage(RowHashReads):
     def __init__(self, dsn: str, *, pool_size: int = 4, connect_timeout: float = 10.0) -> None:
         self.dsn = dsn
         with _translated("opening the log database"):
@@ -72,9 +74,7 @@ class PostgresLogStorage:
             row = conn.execute("SELECT MAX(idx) FROM log_entries").fetchone()
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
-    def append(
-        self, first: int, entries: Sequence[bytes], nodes: Sequence[tuple[NodeId, bytes]]
-    ) -> None:
+    def append(self, first: int, entries: Sequence[bytes], rows: Mapping[int, bytes]) -> None:
         if not entries:
             return
         with self._write_lock, _translated("appending to the log"):
@@ -89,39 +89,35 @@ class PostgresLogStorage:
                         f"log append at {first} but the log holds {stored} entries",
                         stored_size=stored,
                     )
+                with (
+                    conn.cursor() as cur,
+                    cur.copy("COPY log_entries (idx, data) FROM STDIN (FORMAT BINARY)") as cp,
+                ):
+                    cp.set_types(["int8", "bytea"])
+                    for i, entry in enumerate(entries, start=first):
+                        cp.write_row((i, entry))
+                previous = self._fetch_rows(conn, list(rows))
+                for key, new_row in rows.items():
+                    check_extends(previous.get(key), new_row)
                 with conn.cursor() as cur:
-                    with cur.copy("COPY log_entries (idx, data) FROM STDIN (FORMAT BINARY)") as cp:
-                        cp.set_types(["int8", "bytea"])
-                        for i, entry in enumerate(entries, start=first):
-                            cp.write_row((i, entry))
-                    with cur.copy("COPY log_nodes (key, hash) FROM STDIN (FORMAT BINARY)") as cp:
-                        cp.set_types(["int8", "bytea"])
-                        for node, h in nodes:
-                            cp.write_row((node_key(node), h))
+                    cur.executemany(
+                        "INSERT INTO log_tiles (key, hashes) VALUES (%s, %s) "
+                        "ON CONFLICT (key) DO UPDATE SET hashes = EXCLUDED.hashes",
+                        list(rows.items()),
+                    )
 
-    def read_hashes(self, nodes: Sequence[NodeId]) -> list[bytes]:
-        if not nodes:
-            return []
-        keys = [node_key(n) for n in nodes]
-        with _translated("reading log hashes"), self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT key, hash FROM log_nodes WHERE key = ANY(%s)", (keys,), prepare=True
-            ).fetchall()
-        found = {int(k): bytes(h) for k, h in rows}
-        try:
-            return [found[k] for k in keys]
-        except KeyError as exc:
-            raise NotFound("a log node hash is not stored") from exc
+    @staticmethod
+    def _fetch_rows(conn: psycopg.Connection[Any], keys: list[int]) -> dict[int, bytes]:
+        if not keys:
+            return {}
+        rows = conn.execute(
+            "SELECT key, hashes FROM log_tiles WHERE key = ANY(%s)", (keys,), prepare=True
+        ).fetchall()
+        return {int(k): bytes(h) for k, h in rows}
 
-    def read_level(self, level: int, start: int, end: int) -> list[bytes]:
-        lo, hi = node_key(NodeId(level, start)), node_key(NodeId(level, end))
+    def read_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
         with _translated("reading log hashes"), self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT hash FROM log_nodes WHERE key >= %s AND key < %s ORDER BY key", (lo, hi)
-            ).fetchall()
-        if len(rows) != end - start:
-            raise NotFound(f"log hashes ({level}, {start}…{end - 1}) are not all stored")
-        return [bytes(r[0]) for r in rows]
+            return self._fetch_rows(conn, list(keys))
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
         with _translated("reading log entries"), self._pool.connection() as conn:

@@ -1,7 +1,8 @@
 """The running transparency log: group-commit sequencing and checkpoint publication.
 
 Appenders queue entries; one sequencer thread takes everything queued, works
-out the new Merkle nodes on a copy of the tree's right edge, and hands the
+out the new Merkle hashes on a copy of the tree's right edge (one partial tile
+row per tile level, :class:`~rempart.tlog.tiletree.TiledTree`), and hands the
 whole batch to storage in one atomic, durable transaction. Only then are the
 appenders told their index: an acknowledged entry is on disk.
 
@@ -32,14 +33,15 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rempart.errors import AuditUnavailable, InvalidInput, RempartError, VerificationFailed
 from rempart.log.storage import LogStorage, StoredCheckpoint
 from rempart.tlog.checkpoint import Checkpoint
-from rempart.tlog.merkle import Frontier, leaf_hash, tree_root
+from rempart.tlog.merkle import leaf_hash, tree_root
 from rempart.tlog.note import Note
 from rempart.tlog.tiles import MAX_ENTRY_SIZE
+from rempart.tlog.tiletree import TiledTree, edge_keys
 
 __all__ = ["LogPosition", "TransparencyLog"]
 
@@ -49,38 +51,66 @@ CheckpointSigner = Callable[[Checkpoint], bytes]
 """Turns a checkpoint into its signed note (the log's own signature)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LogPosition:
-    index: int
+class LogPosition(NamedTuple):
+    """Where an entry landed: its index and its RFC 6962 leaf hash."""
+
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the domain's word
     leaf_hash: bytes
 
 
 class _Ticket:
-    __slots__ = ("entry", "error", "future", "loop", "position")
+    """One caller's entries, committed together in order (a ticket is never split)."""
+
+    __slots__ = ("done", "entries", "error", "first", "future", "leaves", "loop")
 
     def __init__(
         self,
-        entry: bytes,
+        entries: list[bytes],
         loop: asyncio.AbstractEventLoop | None = None,
         future: asyncio.Future[LogPosition] | None = None,
     ) -> None:
-        self.entry = entry
-        self.position: LogPosition | None = None
+        self.entries = entries
+        self.first: int | None = None
+        self.leaves: list[bytes] = []
         self.error: RempartError | None = None
         self.loop = loop
         self.future = future
+        # Held until the ticket has an outcome: a blocked appender waits on exactly
+        # its own lock, so a batch wakes its own appenders and nobody else.
+        self.done: threading.Lock | None = None
+        if future is None:
+            self.done = threading.Lock()
+            self.done.acquire()
+
+    def positions(self) -> list[LogPosition]:
+        first = self.first
+        if first is None:  # pragma: no cover - only called once committed
+            raise AuditUnavailable("entries not committed")
+        new = tuple.__new__  # skips the named tuple's Python-level __new__: bulk appends make millions
+        indexes = range(first, first + len(self.leaves))
+        return [new(LogPosition, p) for p in zip(indexes, self.leaves, strict=True)]
 
 
 def _check_entry(entry: bytes) -> bytes:
-    if not isinstance(entry, bytes | bytearray | memoryview):
-        raise InvalidInput(f"a log entry is bytes, got {type(entry).__name__}")
-    entry = bytes(entry)
+    if type(entry) is not bytes:
+        if not isinstance(entry, bytes | bytearray | memoryview):
+            raise InvalidInput(f"a log entry is bytes, got {type(entry).__name__}")
+        entry = bytes(entry)
     if len(entry) > MAX_ENTRY_SIZE:
         raise InvalidInput(
             f"a log entry is at most {MAX_ENTRY_SIZE} bytes (tlog-tiles bundles use a "
             f"16-bit length), got {len(entry)}"
         )
     return entry
+
+
+class _Expired(Exception):
+    """The append timeout ran out before the sequencer resolved the future."""
+
+
+def _expire(future: asyncio.Future[LogPosition]) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
 
 
 def _resolve(batch: list[tuple[asyncio.Future[LogPosition], LogPosition | RempartError]]) -> None:
@@ -126,9 +156,9 @@ class TransparencyLog:
         self.append_timeout = append_timeout
         self._pending: list[_Ticket] = []
         self._work = threading.Condition()
-        self._done = threading.Condition()
+        self._idle = False  # the sequencer waits for work: enqueueing must wake it
         self._state = threading.RLock()  # held while committing or publishing
-        self._frontier: Frontier | None = None
+        self._tree: TiledTree | None = None
         self._latest: StoredCheckpoint | None = None
         self._last_publish = 0.0
         self._stopping = False
@@ -142,9 +172,14 @@ class TransparencyLog:
     def _recover(self) -> None:
         """Read size, right edge and latest checkpoint back from storage, and cross-check."""
         size = self.storage.size()
-        frontier = Frontier.from_hashes(
-            size, self.storage.read_hashes(Frontier.nodes_for_size(size))
-        )
+        keys = edge_keys(size)
+        edge = self.storage.read_rows(keys)
+        if len(edge) != len(keys):
+            raise VerificationFailed(
+                f"storage holds {size} entries but lacks tile rows of the tree's right edge",
+                stored_size=size,
+            )
+        tree = TiledTree(size, edge)
         latest = self.storage.latest_checkpoint()
         if latest is not None:
             if latest.size > size:
@@ -162,16 +197,16 @@ class TransparencyLog:
                     f"published checkpoint says {signed_root.hex()}: storage was altered",
                     size=latest.size,
                 )
-        self._frontier = frontier
+        self._tree = tree
         self._latest = latest
 
-    def _current_frontier(self) -> Frontier:
+    def _current_tree(self) -> TiledTree:
         """The committed tree's right edge, re-read from storage after a failure."""
-        if self._frontier is None:
+        if self._tree is None:
             self._recover()
-        if self._frontier is None:  # pragma: no cover - _recover sets it or raises
+        if self._tree is None:  # pragma: no cover - _recover sets it or raises
             raise AuditUnavailable("the log's state could not be recovered")
-        return self._frontier
+        return self._tree
 
     # -- appending ----------------------------------------------------------
 
@@ -180,56 +215,51 @@ class TransparencyLog:
         return self.append_many([entry])[0]
 
     def append_many(self, entries: Sequence[bytes]) -> list[LogPosition]:
-        """Append entries in order; return once all are durable."""
-        tickets = [_Ticket(_check_entry(e)) for e in entries]
-        if not tickets:
+        """Append entries in order, contiguously; return once all are durable."""
+        ticket = _Ticket([_check_entry(e) for e in entries])
+        if not ticket.entries:
             return []
-        self._enqueue(tickets)
-        deadline = time.monotonic() + self.append_timeout + len(tickets) / 10_000
-        last = tickets[-1]
-        with self._done:
-            while last.position is None and last.error is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._done.wait(remaining):
-                    break
-        return [self._outcome(t) for t in tickets]
+        self._enqueue(ticket)
+        waiter = ticket.done
+        if waiter is not None and not waiter.acquire(
+            timeout=self.append_timeout + len(entries) / 10_000
+        ):
+            self._withdraw(ticket)
+        if ticket.error is not None:
+            raise ticket.error
+        if ticket.first is None:
+            raise AuditUnavailable(f"the log did not record the entries within {self.append_timeout} s")
+        return ticket.positions()
 
     async def append_async(self, entry: bytes) -> LogPosition:
         """Append from asyncio code without blocking the event loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[LogPosition] = loop.create_future()
-        ticket = _Ticket(_check_entry(entry), loop, future)
-        self._enqueue([ticket])
+        ticket = _Ticket([_check_entry(entry)], loop, future)
+        self._enqueue(ticket)
+        timer = loop.call_later(self.append_timeout, _expire, future)
         try:
-            return await asyncio.wait_for(future, self.append_timeout)
-        except TimeoutError:
-            self._withdraw([ticket])
+            return await future
+        except _Expired:
+            self._withdraw(ticket)
             raise AuditUnavailable(
                 f"the log did not record the entry within {self.append_timeout} s"
             ) from None
+        finally:
+            timer.cancel()
 
-    def _enqueue(self, tickets: list[_Ticket]) -> None:
+    def _enqueue(self, ticket: _Ticket) -> None:
         with self._work:
             if self._stopping:
                 raise AuditUnavailable("the log is closed")
-            self._pending.extend(tickets)
-            self._work.notify()
+            self._pending.append(ticket)
+            if self._idle:
+                self._work.notify()
 
-    def _withdraw(self, tickets: list[_Ticket]) -> None:
-        """Take back tickets that no batch has taken yet, so they are never written."""
-        with self._work:
-            ids = {id(t) for t in tickets}
-            self._pending = [t for t in self._pending if id(t) not in ids]
-
-    def _outcome(self, ticket: _Ticket) -> LogPosition:
-        if ticket.position is not None:
-            return ticket.position
-        if ticket.error is not None:
-            raise ticket.error
-        self._withdraw([ticket])
-        if ticket.position is not None:  # committed while we withdrew
-            return ticket.position
-        raise AuditUnavailable(f"the log did not record the entry within {self.append_timeout} s")
+    def _withdraw(self, ticket: _Ticket) -> None:
+        """Take back a ticket no batch has taken yet, so it is never written."""
+        with self._work, contextlib.suppress(ValueError):
+            self._pending.remove(ticket)
 
     # -- the sequencer thread -----------------------------------------------
 
@@ -237,9 +267,10 @@ class TransparencyLog:
         while True:
             with self._work:
                 while not self._pending and not self._stopping and not self._checkpoint_due():
+                    self._idle = True
                     self._work.wait(self._wait_time())
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
+                    self._idle = False
+                batch = self._take_batch()
                 stopping = self._stopping and not self._pending
             if batch:
                 self._commit(batch)
@@ -248,15 +279,27 @@ class TransparencyLog:
             if stopping:
                 return
 
+    def _take_batch(self) -> list[_Ticket]:
+        """Queued tickets up to ``max_batch`` entries (at least one ticket)."""
+        taken, count = 0, 0
+        for ticket in self._pending:
+            if taken and count + len(ticket.entries) > self.max_batch:
+                break
+            taken += 1
+            count += len(ticket.entries)
+        batch = self._pending[:taken]
+        del self._pending[:taken]
+        return batch
+
     def _wait_time(self) -> float | None:
-        if self._frontier is None or self._latest_size() >= self._frontier.size:
+        if self._tree is None or self._latest_size() >= self._tree.size:
             return None
         return max(0.0, self._last_publish + self.checkpoint_interval - time.monotonic())
 
     def _checkpoint_due(self) -> bool:
         return (
-            self._frontier is not None
-            and self._frontier.size > self._latest_size()
+            self._tree is not None
+            and self._tree.size > self._latest_size()
             and time.monotonic() - self._last_publish >= self.checkpoint_interval
         )
 
@@ -266,24 +309,28 @@ class TransparencyLog:
     def _commit(self, batch: list[_Ticket]) -> None:
         with self._state:
             try:
-                frontier = self._current_frontier().copy()
-                first = frontier.size
-                entries = [t.entry for t in batch]
+                tree = self._current_tree().copy()
+                first = tree.size
+                entries = [e for t in batch for e in t.entries]
                 leaves = [leaf_hash(e) for e in entries]
-                nodes = frontier.extend(leaves)
-                self.storage.append(first, entries, nodes)
+                rows = tree.extend(leaves)
+                self.storage.append(first, entries, rows)
             except Exception as exc:
                 if not isinstance(exc, RempartError):
                     _log.exception("unexpected failure appending %d entries", len(batch))
                 _log.error("log append of %d entries failed: %s", len(batch), exc)
-                self._frontier = None  # re-read from storage before the next batch
+                self._tree = None  # re-read from storage before the next batch
                 error = AuditUnavailable(f"the log could not record the entry: {exc}")
                 for t in batch:
                     t.error = error
             else:
-                self._frontier = frontier
-                for i, t in enumerate(batch):
-                    t.position = LogPosition(first + i, leaves[i])
+                self._tree = tree
+                offset = 0
+                for t in batch:
+                    n = len(t.entries)
+                    t.leaves = leaves[offset : offset + n]
+                    t.first = first + offset
+                    offset += n
         self._notify(batch)
 
     def _notify(self, batch: list[_Ticket]) -> None:
@@ -293,15 +340,20 @@ class TransparencyLog:
         ] = defaultdict(list)
         for t in batch:
             if t.loop is not None and t.future is not None:
-                outcome: LogPosition | RempartError = t.position or t.error or AuditUnavailable(
-                    "no outcome"
+                outcome: LogPosition | RempartError = (
+                    t.error
+                    if t.error is not None
+                    else LogPosition(t.first, t.leaves[0])
+                    if t.first is not None
+                    else AuditUnavailable("the entry has no outcome")
                 )
                 by_loop[t.loop].append((t.future, outcome))
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, items)
-        with self._done:
-            self._done.notify_all()
+        for t in batch:
+            if t.done is not None:
+                t.done.release()
 
     # -- checkpoints ----------------------------------------------------------
 
@@ -315,12 +367,12 @@ class TransparencyLog:
     def publish_checkpoint(self) -> StoredCheckpoint:
         """Sign and store a checkpoint for the committed size now (if it grew)."""
         with self._state:
-            frontier = self._current_frontier()
+            tree = self._current_tree()
             self._last_publish = time.monotonic()
-            size = frontier.size
+            size = tree.size
             if self._latest is not None and self._latest.size == size:
                 return self._latest
-            checkpoint = Checkpoint(self.origin, size, frontier.root())
+            checkpoint = Checkpoint(self.origin, size, tree.root())
             stored = StoredCheckpoint(size, self._sign(checkpoint))
             self.storage.put_checkpoint(stored)
             self._latest = stored
@@ -343,7 +395,7 @@ class TransparencyLog:
     def size(self) -> int:
         """Entries committed so far (may be ahead of the latest checkpoint)."""
         with self._state:
-            return self._current_frontier().size
+            return self._current_tree().size
 
     def close(self) -> None:
         """Drain the queue, publish a final checkpoint, stop the sequencer, close storage."""
@@ -353,7 +405,7 @@ class TransparencyLog:
             self._stopping = True
             self._work.notify()
         self._thread.join()
-        if self._frontier is not None and self._frontier.size > self._latest_size():
+        if self._tree is not None and self._tree.size > self._latest_size():
             self._publish_safely()
         self.storage.close()
 

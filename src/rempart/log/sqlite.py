@@ -1,5 +1,6 @@
 """The SQLite :class:`~rempart.log.storage.LogStorage`: the embedded default.
 
+Node hashes are stored one row per tile (:mod:`rempart.tlog.tiletree`).
 WAL journal with ``synchronous=FULL``: a commit is fsynced to the WAL before
 it returns, so an acknowledged append survives a crash or power loss. One
 writer connection (guarded by a lock; SQLite allows one writer anyway) and one
@@ -10,19 +11,19 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from rempart.errors import Conflict, NotFound, StorageUnavailable
-from rempart.log.storage import StoredCheckpoint, node_key
-from rempart.tlog.merkle import NodeId
+from rempart.log.storage import RowHashReads, StoredCheckpoint
+from rempart.tlog.tiletree import check_extends
 
 __all__ = ["SqliteLogStorage"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS log_nodes (key INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS log_tiles (key INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS log_checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 """
 
@@ -45,7 +46,7 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SqliteLogStorage:
+class SqliteLogStorage(RowHashReads):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         with _translated(f"opening log database {self.path}"):
@@ -72,9 +73,7 @@ class SqliteLogStorage:
             row = self._reader().execute("SELECT MAX(idx) FROM log_entries").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
-    def append(
-        self, first: int, entries: Sequence[bytes], nodes: Sequence[tuple[NodeId, bytes]]
-    ) -> None:
+    def append(self, first: int, entries: Sequence[bytes], rows: Mapping[int, bytes]) -> None:
         if not entries:
             return
         with self._write_lock, _translated("appending to the log"):
@@ -92,9 +91,11 @@ class SqliteLogStorage:
                     "INSERT INTO log_entries (idx, data) VALUES (?, ?)",
                     zip(range(first, first + len(entries)), entries, strict=True),
                 )
+                previous = self._fetch_rows(conn, list(rows))
+                for key, new_row in rows.items():
+                    check_extends(previous.get(key), new_row)
                 conn.executemany(
-                    "INSERT INTO log_nodes (key, hash) VALUES (?, ?)",
-                    [(node_key(n), h) for n, h in nodes],
+                    "INSERT OR REPLACE INTO log_tiles (key, hashes) VALUES (?, ?)", rows.items()
                 )
                 conn.execute("COMMIT")
             except BaseException:
@@ -106,38 +107,20 @@ class SqliteLogStorage:
         sql = self._in_clauses.get(count)
         if sql is None:
             marks = ",".join("?" * count)
-            sql = f"SELECT key, hash FROM log_nodes WHERE key IN ({marks})"
+            sql = f"SELECT key, hashes FROM log_tiles WHERE key IN ({marks})"
             self._in_clauses[count] = sql
         return sql
 
-    def read_hashes(self, nodes: Sequence[NodeId]) -> list[bytes]:
-        if not nodes:
-            return []
-        keys = [node_key(n) for n in nodes]
-        found: dict[int, bytes] = {}
-        with _translated("reading log hashes"):
-            conn = self._reader()
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                found.update(conn.execute(self._in_clause(len(chunk)), chunk).fetchall())
-        try:
-            return [found[k] for k in keys]
-        except KeyError as exc:
-            raise NotFound("a log node hash is not stored") from exc
+    def _fetch_rows(self, conn: sqlite3.Connection, keys: list[int]) -> dict[int, bytes]:
+        rows: dict[int, bytes] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows.update(conn.execute(self._in_clause(len(chunk)), chunk).fetchall())
+        return rows
 
-    def read_level(self, level: int, start: int, end: int) -> list[bytes]:
-        lo, hi = node_key(NodeId(level, start)), node_key(NodeId(level, end))
+    def read_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
         with _translated("reading log hashes"):
-            rows = (
-                self._reader()
-                .execute(
-                    "SELECT hash FROM log_nodes WHERE key >= ? AND key < ? ORDER BY key", (lo, hi)
-                )
-                .fetchall()
-            )
-        if len(rows) != end - start:
-            raise NotFound(f"log hashes ({level}, {start}…{end - 1}) are not all stored")
-        return [r[0] for r in rows]
+            return self._fetch_rows(self._reader(), list(keys))
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
         with _translated("reading log entries"):

@@ -3,41 +3,38 @@
 Every backend (in-memory, SQLite, PostgreSQL) implements :class:`LogStorage`
 and passes the same conformance suite (``tests/conformance/test_log_storage.py``).
 
+Node hashes are stored as tile *rows* (:mod:`rempart.tlog.tiletree`): one row
+per tile holding its 8-level subtree, keyed ``tile level << 56 | tile index``.
+
 Contract
 --------
 * :meth:`LogStorage.append` is **atomic** and **durable when it returns**: either
-  every entry ``[first, first+len(entries))`` and every node hash of the batch
-  is committed (and fsynced, as far as the database promises it), or nothing
-  is. It **fences**: if the stored size is not ``first`` (another sequencer
+  every entry ``[first, first+len(entries))`` and every row of the batch is
+  committed (and fsynced, as far as the database promises it), or nothing is.
+  It **fences**: if the stored size is not ``first`` (another sequencer
   appended, or this one is stale) it raises :class:`~rempart.errors.Conflict`
   and writes nothing, so two sequencers can never fork the log.
-* Entries and node hashes, once stored, never change. Reads never see a
-  partially applied batch.
+* Entries never change. A row may only grow: a new version must keep every
+  hash the stored one has (it fills zero positions); otherwise ``Conflict``.
+  Reads never see a partially applied batch.
 * :meth:`LogStorage.put_checkpoint` is durable when it returns. Checkpoints
   only grow: storing one smaller than the latest raises ``Conflict``; storing
   the same size again replaces its note (to add cosignatures).
 * Any database failure is raised as :class:`~rempart.errors.StorageUnavailable`,
   never as a driver exception.
-
-Node hashes are keyed by :func:`node_key`, ``level << 56 | index``, so that the
-hashes of one tile level are one contiguous key range.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from rempart.errors import NotFound
 from rempart.tlog.merkle import NodeId
+from rempart.tlog.tiletree import read_nodes, row_keys_for
 
-__all__ = ["LogStorage", "StoredCheckpoint", "node_key"]
-
-_INDEX_BITS = 56
-
-
-def node_key(node: NodeId) -> int:
-    return (node.level << _INDEX_BITS) | node.index
+__all__ = ["LogStorage", "RowHashReads", "StoredCheckpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +49,12 @@ class LogStorage(Protocol):
         """How many entries are durably stored."""
         ...
 
-    def append(
-        self,
-        first: int,
-        entries: Sequence[bytes],
-        nodes: Sequence[tuple[NodeId, bytes]],
-    ) -> None:
-        """Store ``entries`` at ``first…`` and their node hashes, atomically and durably."""
+    def append(self, first: int, entries: Sequence[bytes], rows: Mapping[int, bytes]) -> None:
+        """Store ``entries`` at ``first…`` and the grown tile rows, atomically and durably."""
+        ...
+
+    def read_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
+        """The stored rows among ``keys`` (absent keys are left out)."""
         ...
 
     def read_hashes(self, nodes: Sequence[NodeId]) -> list[bytes]:
@@ -73,15 +69,30 @@ class LogStorage(Protocol):
         """Entries ``start … end-1``; raises NotFound if one is missing."""
         ...
 
-    def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
-        ...
+    def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...
 
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        ...
+    def latest_checkpoint(self) -> StoredCheckpoint | None: ...
 
     def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
         """The checkpoint published for exactly ``size`` entries, if any."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
+
+
+class RowHashReads:
+    """Node-hash reads on top of ``read_rows``, shared by every backend."""
+
+    def read_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
+        raise NotImplementedError
+
+    def read_hashes(self, nodes: Sequence[NodeId]) -> list[bytes]:
+        if not nodes:
+            return []
+        hashes = read_nodes(self.read_rows(row_keys_for(nodes)), nodes)
+        if hashes is None:
+            raise NotFound("a log node hash is not stored")
+        return hashes
+
+    def read_level(self, level: int, start: int, end: int) -> list[bytes]:
+        return self.read_hashes([NodeId(level, i) for i in range(start, end)])

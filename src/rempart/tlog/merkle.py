@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from rempart.errors import InvalidInput, VerificationFailed
 
@@ -59,12 +58,14 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(b"\x01" + left + right).digest()
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class NodeId:
-    """The complete subtree of height ``level`` covering leaves ``[index·2^level, (index+1)·2^level)``."""
+class NodeId(NamedTuple):
+    """The complete subtree of height ``level`` covering leaves ``[index·2^level, (index+1)·2^level)``.
+
+    A named tuple rather than a dataclass: appending creates two per entry.
+    """
 
     level: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the domain's word
 
     @property
     def start(self) -> int:
@@ -337,23 +338,27 @@ class Frontier:
 
     def append(self, leaf: bytes) -> list[tuple[NodeId, bytes]]:
         """Add one leaf hash; return the new stored nodes, leaf first."""
-        index = self.size
-        created = [(NodeId(0, index), leaf)]
-        h, level = leaf, 0
-        stack = self._stack
-        while index & 1:
-            h = node_hash(stack.pop(), h)
-            index >>= 1
-            level += 1
-            created.append((NodeId(level, index), h))
-        stack.append(h)
-        self.size += 1
-        return created
+        return self.extend((leaf,))
 
     def extend(self, leaves: Iterable[bytes]) -> list[tuple[NodeId, bytes]]:
+        """Add leaf hashes in order; return every new stored node. The hot path of appending."""
         created: list[tuple[NodeId, bytes]] = []
+        add = created.append
+        stack = self._stack
+        pop, push = stack.pop, stack.append
+        sha = _sha256
+        size = self.size
         for leaf in leaves:
-            created.extend(self.append(leaf))
+            add((NodeId(0, size), leaf))
+            h, index, level = leaf, size, 0
+            while index & 1:
+                h = sha(b"\x01" + pop() + h).digest()
+                index >>= 1
+                level += 1
+                add((NodeId(level, index), h))
+            push(h)
+            size += 1
+        self.size = size
         return created
 
     def root(self) -> bytes:

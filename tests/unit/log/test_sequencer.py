@@ -22,6 +22,7 @@ from rempart.tlog.merkle import (
     verify_inclusion,
 )
 from rempart.tlog.note import Signer
+from rempart.tlog.tiletree import locate
 from tests.treeutil import DictTree
 
 SIGNER = Signer.generate("test.example/log")
@@ -196,7 +197,10 @@ def test_recovery_detects_altered_storage(tmp_path: Path) -> None:
 
     conn = sqlite3.connect(path)
     # The root node of the 4-entry tree, which the stored checkpoint signs.
-    conn.execute("UPDATE log_nodes SET hash = ? WHERE key = ?", (b"\x00" * 32, (2 << 56) | 0))
+    key, offset = locate(2, 0)
+    (row,) = conn.execute("SELECT hashes FROM log_tiles WHERE key = ?", (key,)).fetchone()
+    tampered = row[:offset] + bytes([row[offset] ^ 1]) + row[offset + 1 :]
+    conn.execute("UPDATE log_tiles SET hashes = ? WHERE key = ?", (tampered, key))
     conn.commit()
     conn.close()
     with pytest.raises(VerificationFailed, match="storage was altered"):

@@ -6,7 +6,7 @@ from rempart.errors import InvalidInput, NotFound, VerificationFailed
 from rempart.log.memory import MemoryLogStorage
 from rempart.log.serving import LogReadPath
 from rempart.log.storage import StoredCheckpoint
-from rempart.tlog.merkle import Frontier, leaf_hash, tree_root
+from rempart.tlog.merkle import leaf_hash, tree_root
 from rempart.tlog.tiles import (
     TileHashReader,
     TilePath,
@@ -15,6 +15,7 @@ from rempart.tlog.tiles import (
     entry_bundles_for_size,
     hash_tiles_for_size,
 )
+from rempart.tlog.tiletree import TiledTree
 from rempart.tlog.verify import verify_tiles
 
 
@@ -80,9 +81,9 @@ def test_entry_bundles() -> None:
         decode_entry_bundle(encode_entry_bundle(entries)[:-1], 3)
 
 
-def served_log(size: int) -> tuple[LogReadPath, Frontier]:
+def served_log(size: int) -> tuple[LogReadPath, TiledTree]:
     storage = MemoryLogStorage()
-    frontier = Frontier()
+    frontier = TiledTree.empty()
     entries = [f"entry {i}".encode() for i in range(size)]
     storage.append(0, entries, frontier.extend([leaf_hash(e) for e in entries]))
     storage.put_checkpoint(StoredCheckpoint(size, b"unsigned test checkpoint\n"))
