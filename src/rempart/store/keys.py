@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import hashlib
 import json
+import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -139,6 +142,7 @@ class LocalKeyring:
         self._rings = dict(rings)
         self._raw: dict[str, Any] = json.loads(json.dumps(raw))  # private deep copy of the file
         self._lock = threading.RLock()
+        self._seen: tuple[int, int, int] | None = None
 
     # -- opening ------------------------------------------------------------
 
@@ -149,13 +153,28 @@ class LocalKeyring:
         for ring in rings:
             keyring._add_ring(ring)
         write_secret_file(keyring.path, keyring._encode())
+        keyring._seen = keyring._signature()
         return keyring
 
     @classmethod
     def open(cls, path: Path) -> LocalKeyring:
         """Read a keyring file; refuses one that group or others can access."""
-        raw_bytes = read_secret_file(Path(path))
-        where = str(path)
+        keyring = cls(Path(path), {}, raw={"format": _FORMAT, "rings": {}})
+        keyring._reload()
+        return keyring
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def _reload(self) -> None:
+        """(Re)read the file: another process may have rotated, retired or shredded meanwhile."""
+        signature = self._signature()
+        raw_bytes = read_secret_file(self.path)
+        where = str(self.path)
         try:
             raw = json.loads(raw_bytes.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -165,10 +184,28 @@ class LocalKeyring:
         rings_raw = raw.get("rings")
         if not isinstance(rings_raw, dict):
             raise ConfigurationError(f"keyring {where}: 'rings' must be an object", path=where)
-        rings: dict[str, _Ring] = {}
-        for name, entry in rings_raw.items():
-            rings[name] = cls._parse_ring(where, name, entry)
-        return cls(Path(path), rings, raw=raw)
+        self._rings = {name: self._parse_ring(where, name, entry) for name, entry in rings_raw.items()}
+        self._raw = raw
+        self._seen = signature
+
+    def _refresh(self) -> None:
+        """Reload if the file changed since this process last read or wrote it (cheap: one stat)."""
+        if self._signature() != self._seen:
+            self._reload()
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Serialize changes across threads and processes: lock, re-read, change, write."""
+        with self._lock:
+            lock_path = self.path.with_name(f".{self.path.name}.lock")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._refresh()
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     @classmethod
     def open_or_create(cls, path: Path, rings: Iterable[str]) -> LocalKeyring:
@@ -177,12 +214,13 @@ class LocalKeyring:
         if not Path(path).exists():
             return cls.create(path, wanted)
         keyring = cls.open(path)
-        with keyring._lock:
-            missing = [r for r in wanted if r not in keyring._rings]
-            if missing:
+        if any(r not in keyring._rings for r in wanted):
+            with keyring._changing():
+                missing = [r for r in wanted if r not in keyring._rings]
                 for ring in missing:
                     keyring._add_ring(ring)
-                keyring._save()
+                if missing:
+                    keyring._save()
         return keyring
 
     @staticmethod
@@ -238,6 +276,7 @@ class LocalKeyring:
 
     def _save(self) -> None:
         write_secret_file(self.path, self._encode(), overwrite=True)
+        self._seen = self._signature()
 
     def _ring(self, ring: str) -> _Ring:
         state = self._rings.get(ring)
@@ -252,25 +291,31 @@ class LocalKeyring:
     # -- KeyCustody ---------------------------------------------------------
 
     def rings(self) -> tuple[str, ...]:
-        return tuple(sorted(self._rings))
+        with self._lock:
+            self._refresh()
+            return tuple(sorted(self._rings))
 
     def current_key_id(self, ring: str) -> str:
         with self._lock:
+            self._refresh()
             return self._ring(ring).current
 
     def key_ids(self, ring: str) -> tuple[str, ...]:
         with self._lock:
+            self._refresh()
             ids = self._ring(ring).keys
             return tuple(sorted(ids, key=lambda k: int(k.rpartition("-v")[2])))
 
     def wrap(self, ring: str, key: bytes, aad: bytes) -> WrappedKey:
         with self._lock:
+            self._refresh()
             state = self._ring(ring)
             key_id, cipher = state.current, state.keys[state.current]
         return WrappedKey(key_id, cipher.encrypt(key, _bind(ring, key_id, aad)))
 
     def unwrap(self, ring: str, wrapped: WrappedKey, aad: bytes) -> bytes:
         with self._lock:
+            self._refresh()
             state = self._ring(ring)
             if _register_entry(wrapped) in state.shredded:
                 raise VerificationFailed(
@@ -295,7 +340,7 @@ class LocalKeyring:
             ) from exc
 
     def rotate(self, ring: str, key_id: str) -> None:
-        with self._lock:
+        with self._changing():
             state = self._ring(ring)
             if state.current == key_id:
                 return
@@ -312,7 +357,7 @@ class LocalKeyring:
             self._save()
 
     def retire(self, ring: str, key_id: str) -> None:
-        with self._lock:
+        with self._changing():
             state = self._ring(ring)
             if key_id == state.current:
                 raise Conflict(f"{key_id!r} is the current key of ring {ring!r}; rotate before retiring it")
@@ -333,7 +378,7 @@ class LocalKeyring:
             self._save()
 
     def shred(self, ring: str, wrapped: Iterable[WrappedKey]) -> None:
-        with self._lock:
+        with self._changing():
             state = self._ring(ring)
             digests = {_register_entry(w) for w in wrapped}
             if digests <= state.shredded:

@@ -625,6 +625,8 @@ class RegionStore:
         spec = self.catalog.collection(collection)
         if fields is None:
             return None
+        if isinstance(fields, str):
+            raise InvalidInput("fields must be a list of field names, not one string")
         for name in fields:
             spec.field(name)
         return frozenset(fields)

@@ -346,3 +346,18 @@ def test_where_filters_and_unknown_fields(seeded: Deployment) -> None:
                 where={"upload_ip": "10.1.1.1"},
             ),
         )
+
+
+def test_an_egress_refusal_that_cannot_be_recorded_is_still_refused(seeded: Deployment) -> None:
+    seeded.storage.down = True
+    with pytest.raises(AuditUnavailable):
+        seeded.service.egress(
+            OPERATOR,
+            EgressRequest(
+                region="us",
+                collection="videos",
+                fields=("upload_ip",),
+                purpose="security_incident",
+                destination=PARENT,
+            ),
+        )

@@ -208,3 +208,12 @@ def test_rotation_fails_closed_when_the_log_is_down(subject: Deployment) -> None
     assert d.keyring.key_ids("us") == ("us-v1",)
     assert LocalKeyring.open(d.config.keyring).current_key_id("us") == "us-v1"
     assert d.raw("us", "SELECT DISTINCT kek_id FROM store_subject_keys") == [("us-v1",)]
+
+
+def test_retirement_fails_closed_when_the_log_is_down(subject: Deployment) -> None:
+    d, svc = subject, subject.service
+    svc.rotate_kek(CUSTODIAN, "us", reason="quarterly rotation")
+    d.storage.down = True
+    with pytest.raises(AuditUnavailable):
+        svc.retire_kek(CUSTODIAN, "us", "us-v1", reason="rotation complete")
+    assert d.keyring.key_ids("us") == ("us-v1", "us-v2")

@@ -134,3 +134,21 @@ def test_malformed_keyrings_are_refused_without_showing_material(
         LocalKeyring.open(path)
     assert str(caught.value) == f"keyring {path}{' ' if not message.startswith('ring') else ': '}{message}"
     assert "c2hvcnQ" not in str(caught.value)
+
+
+def test_two_processes_sharing_a_keyring_see_each_others_changes(tmp_path: Path) -> None:
+    """Two handles on one file, as two API processes would hold: no lost update, no stale unwrap."""
+    path = tmp_path / "k.json"
+    first = LocalKeyring.create(path, ["us"])
+    second = LocalKeyring.open(path)
+    wrapped = second.wrap("us", b"a" * 32, b"x")
+    first.shred("us", [wrapped])
+    with pytest.raises(VerificationFailed, match="^this subject key was shredded"):
+        second.unwrap("us", wrapped, b"x")
+    second.rotate("us", "us-v2")
+    assert first.current_key_id("us") == "us-v2"
+    other = first.wrap("us", b"b" * 32, b"y")
+    second.shred("us", [other])
+    ring = json.loads(path.read_text())["rings"]["us"]
+    assert (ring["current"], len(ring["shredded"])) == ("us-v2", 2)
+    assert sorted(ring["keys"]) == ["us-v1", "us-v2"]

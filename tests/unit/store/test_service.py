@@ -323,3 +323,22 @@ def test_actor_values_are_validated() -> None:
         Actor("bob", "Parent Co")
     with pytest.raises(InvalidInput, match="^principal id '' must be 1 to 128 characters"):
         Actor("", "parent")
+
+
+def test_refusals_that_cannot_be_recorded_are_still_refused(deployment: Deployment) -> None:
+    """With the log down, a refused relocation is still refused (AuditUnavailable) and changes nothing."""
+    svc = deployment.service
+    svc.create_subject(OPERATOR, "u-row", "row")
+    deployment.storage.down = True
+    with pytest.raises(AuditUnavailable):
+        svc.relocate(CUSTODIAN, "u-row", "us", reason="TICKET-7")
+    assert svc.home_region("u-row") == "row"
+    assert deployment.rows_for("us", "u-row") == (0, 0)
+
+
+def test_fields_must_be_a_list_of_names(deployment: Deployment) -> None:
+    svc = deployment.service
+    svc.create_subject(OPERATOR, "u-1", "us")
+    svc.write(OPERATOR, "u-1", "contact", "main", {"email": "a@example.com"})
+    with pytest.raises(InvalidInput, match="^fields must be a list of field names, not one string$"):
+        svc.read("u-1", "contact", "main", fields="email")
