@@ -147,8 +147,16 @@ def test_sequence_over_http_against_a_witness_process(tmp_path: Path) -> None:
         (body(3, PROOFS["1->3"], note(1)), 400, "old size 3 is larger than the checkpoint's size 1"),
         (body(0, ["not base64!"], note(1)), 400, "consistency proof line 1 is not valid base64"),
         (body(0, ["AAAA"], note(1)), 400, "consistency proof line 1 holds 3 bytes, not a 32-byte hash"),
-        (body(0, [PROOFS["1->3"][0]] * 64, note(1)), 400, "request has 64 consistency proof lines, more than"),
-        (body(0, [PROOFS["1->3"][0]], note(1)), 422, "a consistency proof from old size 0 must be empty, got 1"),
+        (
+            body(0, [PROOFS["1->3"][0]] * 64, note(1)),
+            400,
+            "request has 64 consistency proof lines, more than",
+        ),
+        (
+            body(0, [PROOFS["1->3"][0]], note(1)),
+            422,
+            "a consistency proof from old size 0 must be empty, got 1",
+        ),
         (body(0, [], note(1).replace(b"\n\n", b"\n")), 400, "note has no blank line between its text"),
         (body(0, [], f"{ORIGIN}\n1\n".encode()), 400, "note has no blank line"),
     ],
