@@ -1,0 +1,83 @@
+"""Properties: any JSON value round-trips through sealing; any changed byte of a seal is caught."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rempart.db import Database
+from rempart.errors import VerificationFailed
+from rempart.store.catalog import default_catalog
+from rempart.store.keys import LocalKeyring
+from rempart.store.region import RegionStore, decode_sealed, encode_sealed
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegionStore]:
+    folder: Path = tmp_path_factory.mktemp("props")
+    db = Database.open(f"sqlite:///{folder / 'us.db'}")
+    keyring = LocalKeyring.create(folder / "keyring.json", ["us"])
+    s = RegionStore(region="us", database=db, catalog=default_catalog(), custody=keyring, ring="us")
+    s.install_keys(s.prepare_keys("u-1", NOW))
+    yield s
+    db.close()
+
+
+@given(st.lists(st.tuples(st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True), st.binary(max_size=64))))
+def test_sealed_blob_format_round_trips(fields: list[tuple[str, bytes]]) -> None:
+    assert decode_sealed(encode_sealed(fields)) == fields
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(protected=json_values, public=json_values, n=st.integers(min_value=0, max_value=10**9))
+def test_any_json_value_round_trips(store: RegionStore, protected: Any, public: Any, n: int) -> None:
+    record_id = f"r{n}"
+    fields = {"precise": protected, "country": public}
+    store.put("u-1", "location", record_id, fields, expected_version=None, now=NOW)
+    try:
+        assert store.get("u-1", "location", record_id).fields == fields
+    finally:
+        store.delete("u-1", "location", record_id, expected_version=1)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
+def test_every_changed_byte_of_a_sealed_field_is_caught(store: RegionStore, position: int, flip: int) -> None:
+    store.put("u-1", "contact", "p", {"email": "ana@example.com"}, expected_version=None, now=NOW)
+    try:
+        [(blob,)] = store.db.query_all("SELECT sealed_fields FROM store_records WHERE record_id = 'p'")
+        [(name, sealed)] = decode_sealed(bytes(blob))
+        changed = bytearray(sealed)
+        changed[position % len(changed)] ^= flip
+        with store.db.transaction() as tx:
+            tx.execute(
+                "UPDATE store_records SET sealed_fields = ? WHERE record_id = 'p'",
+                (encode_sealed([(name, bytes(changed))]),),
+            )
+        with pytest.raises(
+            VerificationFailed, match="^integrity check failed for us/contact/p field 'email'"
+        ):
+            store.get("u-1", "contact", "p")
+    finally:
+        with store.db.transaction() as tx:
+            tx.execute("DELETE FROM store_records WHERE record_id = 'p'")
