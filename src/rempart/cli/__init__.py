@@ -28,11 +28,11 @@ EXIT_OTHER = 3
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns, rather than raises, a typer.Exit's code
     except RempartError as exc:
-        console_err.print(f"[bold red]error[/] ({exc.code}): {exc.message}", highlight=False)
+        console_err.print(f"[bold red]error[/] ({exc.code}): {exc.message}", highlight=False, soft_wrap=True)
         for key, value in exc.details.items():
-            console_err.print(f"  {key}: {value}", highlight=False)
+            console_err.print(f"  {key}: {value}", highlight=False, soft_wrap=True)
         if isinstance(exc, VerificationFailed):
             sys.exit(EXIT_VERIFICATION)
         sys.exit(EXIT_INPUT if isinstance(exc, InvalidInput) else EXIT_OTHER)
@@ -51,3 +51,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
