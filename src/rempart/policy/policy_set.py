@@ -121,7 +121,7 @@ def _check_literals(node: Any, literal_ok: bool, policy: str) -> None:
     if op == "Value":
         if _holds_entity(value) and not literal_ok:
             raise InvalidInput(
-                f"policy {policy!r} uses an entity literal outside ==, != or in; decisions may "
+                f"policy set refused: policy {policy!r} uses an entity literal outside ==, != or in; decisions may "
                 "depend only on the request's own principal, resource and context"
             )
         return
@@ -133,6 +133,18 @@ def _check_literals(node: Any, literal_ok: bool, policy: str) -> None:
         _check_literals(value, literal_ok, policy)
     else:
         _check_literals(value, False, policy)
+
+
+def _describe(error: cedarpy.ValidationError, text: str) -> str:
+    """Cedar's message, led by the @id of the policy it is about when that can be read."""
+    if not error.policy_id:
+        return error.error
+    try:
+        est = json.loads(cedarpy.policies_to_json_str(text))
+        ident = est["staticPolicies"][error.policy_id]["annotations"]["id"]
+    except (ValueError, KeyError, TypeError):
+        return str(error)
+    return f"[{ident}] {error.error}"
 
 
 def _annotations(text: str) -> dict[str, PolicyInfo]:
@@ -199,7 +211,7 @@ class CompiledPolicies:
             )
         result = cedarpy.validate_policies(text, schema.handle)
         if not result.validation_passed:
-            messages = [str(error) for error in result.errors] or ["validation failed"]
+            messages = [_describe(error, text) for error in result.errors] or ["validation failed"]
             raise InvalidInput(
                 "policy set refused by Cedar: " + "; ".join(messages), errors=messages
             )
