@@ -501,10 +501,13 @@ class Mirror:
             "served_leaf_hash": served_hash,
         }
         what = "is missing" if served_hash is None else f"has leaf hash {served_hash}"
+        diagnosis = _diagnose(first, entries, hashes, [m - first for m in mismatched])
+        details["diagnosis"] = diagnosis
         self._fail(
             "entry-mismatch",
             f"entry {i} served in {bundle.path()} {what}, but {tile.path()} says "
             f"{hashes[i - first].hex()}; entries that do not match their hashes: {_short(mismatched)}"
+            + ("" if diagnosis is None else f" ({diagnosis})")
             + ("" if len(entries) == bundle.width else f"; {count}"),
             details,
             files,
@@ -543,6 +546,25 @@ class Mirror:
         """Keep the evidence, then raise: the stored state is left as it was."""
         record: EvidenceRecord = self.evidence.keep(kind, message=message, details=details, files=files)
         raise VerificationFailed(message, **details, evidence=str(record.folder))
+
+
+def _diagnose(first: int, entries: list[bytes], hashes: list[bytes], wrong: list[int]) -> str | None:
+    """Name the common tampering patterns among mismatched positions of one bundle, if one fits.
+
+    Two entries whose hashes sit at each other's place were swapped; from one
+    position on, every entry sitting at the place of the next one means the
+    entry at that position was dropped.
+    """
+    leaves = [leaf_hash(e) for e in entries]
+    if len(wrong) == 2:
+        i, j = wrong
+        if j < len(leaves) and leaves[i] == hashes[j] and leaves[j] == hashes[i]:
+            return f"entries {first + i} and {first + j} are swapped"
+    i = wrong[0]
+    shifted = range(i, min(len(leaves), len(hashes)) - 1)
+    if len(shifted) and all(leaves[k] == hashes[k + 1] for k in shifted):
+        return f"entry {first + i} was dropped: the entries after it moved up by one"
+    return None
 
 
 def _short(indexes: Sequence[int], limit: int = 8) -> str:

@@ -21,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from rempart.errors import NotFound, RempartError
+from rempart.log.serving import LogReadPath
+from rempart.log.storage import LogStorage
 
 REPO = Path(__file__).resolve().parents[3]
 CLI = [sys.executable, "-c", "from rempart.cli import main; main()"]
@@ -111,6 +119,25 @@ def asgi_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def read_path_app(storage: LogStorage) -> Starlette:
+    """The log's tlog-tiles read path over HTTP (``GET /checkpoint``, ``GET /tile/…``), as a log serves it."""
+    reader = LogReadPath(storage)
+
+    async def get(request: Request) -> Response:
+        try:
+            resource = reader.get(request.path_params["path"])
+        except NotFound as exc:
+            return PlainTextResponse(exc.message, status_code=404)
+        except RempartError as exc:
+            return PlainTextResponse(exc.message, status_code=400)
+        return Response(
+            resource.body,
+            headers={"Content-Type": resource.content_type, "Cache-Control": resource.cache_control},
+        )
+
+    return Starlette(routes=[Route("/{path:path}", get)])
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
