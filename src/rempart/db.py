@@ -21,6 +21,7 @@ The transparency log does not use this layer: its storage is tuned per engine
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
@@ -82,7 +83,9 @@ _MIGRATION_LOCK = 0x52454D51  # pg_advisory_xact_lock key for schema migrations
 _QMARK = re.compile(r"\?")
 
 
+@functools.lru_cache(maxsize=4096)
 def _to_pyformat(sql: str) -> str:
+    """``?`` placeholders → psycopg's ``%s`` (literal ``%`` doubled); cached per statement."""
     return _QMARK.sub("%s", sql.replace("%", "%%"))
 
 
@@ -103,13 +106,10 @@ def _translated(what: str) -> Iterator[None]:
 class _PgTransaction:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-        self._sql: dict[str, str] = {}
 
-    def _convert(self, sql: str) -> str:
-        converted = self._sql.get(sql)
-        if converted is None:
-            converted = self._sql[sql] = _to_pyformat(sql)
-        return converted
+    @staticmethod
+    def _convert(sql: str) -> str:
+        return _to_pyformat(sql)
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         return self._conn.execute(self._convert(sql), tuple(params), prepare=True)  # type: ignore[return-value]
