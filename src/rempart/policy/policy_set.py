@@ -121,8 +121,8 @@ def _check_literals(node: Any, literal_ok: bool, policy: str) -> None:
     if op == "Value":
         if _holds_entity(value) and not literal_ok:
             raise InvalidInput(
-                f"policy set refused: policy {policy!r} uses an entity literal outside ==, != or in; decisions may "
-                "depend only on the request's own principal, resource and context"
+                f"policy set refused: policy {policy!r} uses an entity literal outside ==, != or "
+                "in; decisions may depend only on the request's own principal, resource and context"
             )
         return
     if op in _LEAVES:
