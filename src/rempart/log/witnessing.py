@@ -24,6 +24,7 @@ the cosignatures of the checkpoint in flight.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -266,9 +267,13 @@ class CheckpointWitnessing:
                 status, body = self._post(witness, self._body(old, checkpoint.size, signed))
             if status == 409:
                 learned = self._learn_size(witness, body, checkpoint.size)
+                if learned == old == checkpoint.size:
+                    raise _Refused(
+                        f"409: the witness cosigned another root for size {old}: this checkpoint forks"
+                    )
                 raise _Refused(f"409: the witness is at size {learned}, not {old}, after a retry")
             if status != 200:
-                raise _Refused(f"HTTP {status}: {body[:300].decode('utf-8', 'replace').strip()}")
+                raise _Refused(f"HTTP {status}: {_reason(body)}")
             signatures = self._verify(witness, text, body)
         except (_Refused, RempartError, httpx.HTTPError) as exc:
             message = f"{type(exc).__name__}: {exc}" if isinstance(exc, httpx.HTTPError) else str(exc)
@@ -322,6 +327,17 @@ class CheckpointWitnessing:
     def _update(self, name: str, **changes: int | str | None) -> None:
         with self._lock:
             self._health[name] = replace(self._health[name], **changes)  # type: ignore[arg-type]
+
+
+def _reason(body: bytes) -> str:
+    """A refusal's reason: the ``detail`` of an RFC 9457 problem document, else the text itself."""
+    try:
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, str):
+        return detail[:1000]
+    return body[:300].decode("utf-8", "replace").strip()
 
 
 class _CheckpointSource(Protocol):
