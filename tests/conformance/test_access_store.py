@@ -261,6 +261,24 @@ def test_policy_store_activates_restores_and_refuses(url: str) -> None:
         db.close()
 
 
+def test_another_node_picks_up_an_activation(world: World) -> None:
+    recorder = LogRecorder(world.log)
+    here = PolicyStore(world.db, recorder=recorder, clock=world.clock, engine=world.engine)
+    here.ensure_active(DEFAULT_POLICIES, actor="system")
+    other_db = Database.open(world.db.url)
+    try:
+        other_engine = default_engine()
+        there = PolicyStore(other_db, recorder=recorder, clock=world.clock, engine=other_engine)
+        assert there.refresh() is False
+        newer = DEFAULT_POLICIES + '\n@id("extra") permit (principal, action, resource) when { false };\n'
+        activation = here.activate(newer, reason="test", actor="board:ben")
+        assert other_engine.policies.version != activation.version
+        assert there.refresh() is True
+        assert other_engine.policies.version == activation.version
+    finally:
+        other_db.close()
+
+
 def test_policy_activation_is_logged_in_full(world: World) -> None:
     store = PolicyStore(world.db, recorder=LogRecorder(world.log), clock=world.clock, engine=world.engine)
     activation = store.ensure_active(DEFAULT_POLICIES, actor="system")

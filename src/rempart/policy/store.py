@@ -159,6 +159,18 @@ class PolicyStore:
         seq = int(row[0]) if row else 0
         return PolicyActivation(seq, compiled.version, compiled.text, actor, reason, now)
 
+    def refresh(self) -> bool:
+        """Put into force a set another process activated since; True if the set changed.
+
+        API nodes sharing one control database call this periodically (or on a
+        notification) so every node decides with the set in force.
+        """
+        latest = self.latest()
+        if latest is None or latest.version == self.engine.policies.version:
+            return False
+        self.engine.install(CompiledPolicies.compile(latest.text, self.schema))
+        return True
+
     def ensure_active(self, default_text: str, *, actor: str) -> PolicyActivation:
         """Activate ``default_text`` if no set was ever activated here; return the one in force."""
         latest = self.latest()
