@@ -89,10 +89,12 @@ def check_cosignature(response_body: bytes, size: int, witness: CosignatureVerif
     return Cosignature.from_note_signature(NoteSignature.parse_line(lines[0][:-1]))
 
 
-def test_sequence_in_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sequence_in_process(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     clock = ManualClock(START)
     cosigner = Cosigner.generate("witness.example/w1")
-    store = WitnessStore(Database.open(f"sqlite:///{tmp_path / 'w.db'}"))
+    url = f"sqlite:///{tmp_path / 'w.db'}" if backend == "sqlite" else request.getfixturevalue("pg_dsn")
+    store = WitnessStore(Database.open(url))
     witness = Witness(cosigner=cosigner, store=store, clock=clock)
     witness.add_log(ORIGIN, [LOG])
     with asgi_server(witness_app(witness)) as url, httpx.Client(base_url=url) as client:
@@ -118,6 +120,7 @@ def test_sequence_in_process(tmp_path: Path) -> None:
     assert rejected[0].reason.startswith("consistency proof from size 1 (root 2a00") and (
         rejected[0].reason.endswith("does not verify: consistency proof is empty")
     )
+    store.database.close()
 
 
 def test_sequence_over_http_against_a_witness_process(tmp_path: Path) -> None:
