@@ -50,17 +50,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from rempart.access.rules import AccessRules
 from rempart.db import parse_database_url
 from rempart.errors import ConfigurationError, RempartError
 from rempart.store.catalog import PURPOSES, Catalog, default_catalog, load_catalog, parse_catalog
 from rempart.tlog.note import Verifier
 
 __all__ = [
-    "AccessSettings",
     "Config",
     "EgressRules",
     "GovernanceSettings",
     "LogSettings",
+    "PolicySettings",
     "RegionConfig",
     "ServerSettings",
     "WitnessSettings",
@@ -105,19 +106,11 @@ class RegionConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class AccessSettings:
-    """Approval rules for access requests (used by the access room)."""
+class PolicySettings:
+    """The Cedar engine's memo: how many decisions it keeps, and whether it re-validates requests."""
 
-    single_subject_approvals: int = 1
-    bulk_approvals: int = 2
-    sensitive_approvals: int = 2
-    bulk_threshold: int = 10
-    """A request naming more subjects than this (or none: all) is bulk."""
-    sensitive_collections: tuple[str, ...] = ("messages", "location")
-    max_grant_duration: timedelta = timedelta(days=7)
-    break_glass_max_duration: timedelta = timedelta(hours=4)
-    break_glass_review_window: timedelta = timedelta(hours=24)
-    request_timeout: timedelta = timedelta(hours=72)
+    cache_size: int = 65536
+    validate_requests: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +143,8 @@ class Config:
     regions: Mapping[str, RegionConfig]
     catalog: Catalog
     keyring: Path
-    access: AccessSettings = field(default_factory=AccessSettings)
+    access: AccessRules = field(default_factory=AccessRules)
+    policy: PolicySettings = field(default_factory=PolicySettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     witnesses: tuple[WitnessSettings, ...] = ()
     governance: GovernanceSettings = field(default_factory=GovernanceSettings)
@@ -347,26 +341,51 @@ def _regions(raw: Mapping[str, Any], r: _Reader) -> dict[str, RegionConfig]:
     return regions
 
 
-def _access(raw: Mapping[str, Any], r: _Reader) -> AccessSettings:
+def _access(raw: Mapping[str, Any], r: _Reader) -> AccessRules:
+    """``[access]`` → the access room's :class:`~rempart.access.rules.AccessRules`."""
     t = r.table(raw, "access", "access", required=False)
-    d = AccessSettings()
-    r.known(t, "access", {f for f in AccessSettings.__dataclass_fields__})
-    return AccessSettings(
-        single_subject_approvals=r.integer(
-            t, "single_subject_approvals", "access", d.single_subject_approvals, 1, 20
-        ),
-        bulk_approvals=r.integer(t, "bulk_approvals", "access", d.bulk_approvals, 1, 20),
-        sensitive_approvals=r.integer(t, "sensitive_approvals", "access", d.sensitive_approvals, 1, 20),
-        bulk_threshold=r.integer(t, "bulk_threshold", "access", d.bulk_threshold, 1, 1_000_000),
-        sensitive_collections=r.strings(t, "sensitive_collections", "access", d.sensitive_collections),
-        max_grant_duration=r.duration(t, "max_grant_duration", "access", d.max_grant_duration),
-        break_glass_max_duration=r.duration(
-            t, "break_glass_max_duration", "access", d.break_glass_max_duration
-        ),
-        break_glass_review_window=r.duration(
-            t, "break_glass_review_window", "access", d.break_glass_review_window
-        ),
-        request_timeout=r.duration(t, "request_timeout", "access", d.request_timeout),
+    d = AccessRules()
+    durations = (
+        "max_duration",
+        "decision_timeout",
+        "max_start_delay",
+        "first_use_window",
+        "break_glass_max_duration",
+        "break_glass_review_window",
+        "clock_skew",
+    )
+    counts = {
+        "approvals_single_subject": 20,
+        "approvals_bulk": 20,
+        "approvals_sensitive": 20,
+        "max_subjects": 1_000_000,
+        "max_bulk_limit": 100_000_000,
+    }
+    r.known(t, "access", {*durations, *counts, "sensitive_collections"})
+    values: dict[str, Any] = {name: r.duration(t, name, "access", getattr(d, name)) for name in durations}
+    for name, high in counts.items():
+        values[name] = r.integer(t, name, "access", getattr(d, name), 1, high)
+    values["sensitive_collections"] = frozenset(
+        r.strings(t, "sensitive_collections", "access", tuple(sorted(d.sensitive_collections)))
+    )
+    try:
+        return AccessRules(**values)
+    except ConfigurationError as exc:
+        r.errors.add(str(exc.details.get("path", "access")), exc.message)
+        return d
+
+
+def _policy(raw: Mapping[str, Any], r: _Reader) -> PolicySettings:
+    t = r.table(raw, "policy", "policy", required=False)
+    d = PolicySettings()
+    r.known(t, "policy", {"cache_size", "validate_requests"})
+    validate = t.get("validate_requests", d.validate_requests)
+    if not isinstance(validate, bool):
+        r.errors.add("policy.validate_requests", f"expected true or false, got {validate!r}")
+        validate = d.validate_requests
+    return PolicySettings(
+        cache_size=r.integer(t, "cache_size", "policy", d.cache_size, 0, 10_000_000),
+        validate_requests=validate,
     )
 
 
@@ -488,13 +507,12 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, source: Path | None = No
     access = _access(raw, r)
     if "sensitive_collections" not in r.table(raw, "access", "access", required=False):
         # The defaults name the shipped catalog's collections: keep those this catalog has.
-        kept = tuple(c for c in access.sensitive_collections if c in catalog.collections)
+        kept = frozenset(c for c in access.sensitive_collections if c in catalog.collections)
         access = replace(access, sensitive_collections=kept)
-    for i, coll in enumerate(access.sensitive_collections):
+    for coll in sorted(access.sensitive_collections):
         if catalog.collections and coll not in catalog.collections:
-            errors.add(
-                f"access.sensitive_collections[{i}]", f"unknown collection {coll!r} (not in the catalog)"
-            )
+            errors.add("access.sensitive_collections", f"unknown collection {coll!r} (not in the catalog)")
+    policy = _policy(raw, r)
     server = _server(raw, r)
     witnesses = _witnesses(raw, r)
     gov_t = r.table(raw, "governance", "governance", required=False)
@@ -513,6 +531,7 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, source: Path | None = No
         catalog=catalog,
         keyring=keyring,
         access=access,
+        policy=policy,
         server=server,
         witnesses=witnesses,
         governance=governance,

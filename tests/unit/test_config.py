@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from rempart.access.rules import AccessRules
 from rempart.config import (
-    AccessSettings,
     Config,
     EgressRules,
     RegionConfig,
@@ -90,7 +90,7 @@ def test_the_default_config_and_its_text_agree(tmp_path: Path) -> None:
         ),
     }
     assert config.catalog == default_catalog()
-    assert config.access == AccessSettings()
+    assert config.access == AccessRules()
     assert config.witnesses == ()
 
 
@@ -146,7 +146,7 @@ def test_a_catalog_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "cat.toml").write_text('[collections.notes.fields]\ntext = "protected"\n')
     config = load_config(write(tmp_path, BASE + REGIONS + '[catalog]\npath = "cat.toml"\n'))
     assert list(config.catalog.collections) == ["notes"]
-    assert config.access.sensitive_collections == ()  # the defaults name collections this catalog lacks
+    assert config.access.sensitive_collections == frozenset()  # the defaults name collections this catalog lacks
     assert errors_of(tmp_path, BASE + REGIONS + '[catalog]\npath = "missing.toml"\n')[0].startswith(
         "catalog: cannot read catalog file "
     )
@@ -168,7 +168,7 @@ kek = "us"
 [server]
 port = 70000
 [access]
-max_grant_duration = "forever"
+max_duration = "forever"
 [witnesses]
 """
     )
@@ -188,7 +188,7 @@ max_grant_duration = "forever"
         "0), got -1",
         "regions.row.kek: key ring 'us' is already region 'us''s: each region has its own key",
         "regions.row.store: the same database as region 'us': each region has its own",
-        'access.max_grant_duration: expected a duration such as "90s", "15m", "4h" or "7d", got \'forever\'',
+        'access.max_duration: expected a duration such as "90s", "15m", "4h" or "7d", got \'forever\'',
         "server.port: expected an integer from 1 to 65535, got 70000",
         "witnesses: expected an array of tables ([[witnesses]])",
     ]
@@ -241,7 +241,7 @@ name = "w2"
 vkey = "not-a-key"
 url = "ftp://w2"
 [access]
-bulk_approvals = 3
+approvals_bulk = 3
 sensitive_collections = ["messages", "diaries"]
 break_glass_max_duration = "30m"
 [server]
@@ -251,13 +251,13 @@ proposal_lifetime = "3d"
 """
     )
     errors = errors_of(tmp_path, text)
-    assert errors[0] == "access.sensitive_collections[1]: unknown collection 'diaries' (not in the catalog)"
+    assert errors[0] == "access.sensitive_collections: unknown collection 'diaries' (not in the catalog)"
     assert errors[1].startswith("witnesses[1].vkey: expected a note verifier key name+hexid+base64: ")
     assert errors[2:] == ["witnesses[1].url: expected an http:// or https:// URL, got 'ftp://w2'"]
     good = text.split('[[witnesses]]\nname = "w2"')[0] + text.split('url = "ftp://w2"\n')[1]
     config = load_config(write(tmp_path, good.replace('"messages", "diaries"', '"messages"')))
     assert config.witnesses[0].vkey == signer.vkey()
-    assert config.access.bulk_approvals == 3
+    assert config.access.approvals_bulk == 3
     assert config.access.break_glass_max_duration == timedelta(minutes=30)
     assert config.server.token_lifetime == timedelta(seconds=900)
     assert config.governance.proposal_lifetime == timedelta(days=3)

@@ -8,11 +8,11 @@ import pytest
 
 PUBLIC = {
     "rempart.config": [
-        "AccessSettings",
         "Config",
         "EgressRules",
         "GovernanceSettings",
         "LogSettings",
+        "PolicySettings",
         "RegionConfig",
         "ServerSettings",
         "WitnessSettings",
