@@ -29,6 +29,7 @@ two checkpoints of the same log learn whether both can be true.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import struct
 import tempfile
@@ -47,14 +48,24 @@ from rempart.tlog.cosignature import CosignatureVerifier, open_cosigned_checkpoi
 from rempart.tlog.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
-    Frontier,
     consistency_proof,
+    covering_nodes,
+    fold_range,
     leaf_hash,
+    node_hash,
     tree_root,
     verify_consistency,
 )
 from rempart.tlog.note import Verifier
-from rempart.tlog.tiles import TILE_WIDTH, TileHashReader, TilePath, entry_bundles_for_size, split_hash_tile
+from rempart.tlog.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileHashReader,
+    TilePath,
+    entry_bundles_for_size,
+    split_hash_tile,
+    tile_root,
+)
 
 __all__ = [
     "MIRROR_SCHEMA",
@@ -161,25 +172,39 @@ def _proof_text(old: int, new: int, proof: Sequence[bytes]) -> bytes:
 
 
 class _RightEdge:
-    """A :class:`Frontier` that also keeps its hashes in view, to be stored between syncs."""
+    """The tree's right edge: one complete-subtree hash per set bit of the size, stored between syncs.
+
+    Like :class:`~rempart.tlog.merkle.Frontier`, but it also takes whole
+    aligned subtrees (a full entry bundle is one level-8 node), so a sync
+    folds 256 verified leaves with one :func:`tile_root` instead of 256 appends.
+    """
 
     def __init__(self, size: int, hashes: Sequence[bytes]) -> None:
-        self.frontier = Frontier.from_hashes(size, hashes)
-        self.hashes = list(hashes)
+        nodes = covering_nodes(0, size)
+        if len(nodes) != len(hashes):
+            raise VerificationFailed(
+                f"a right edge of size {size} has {len(nodes)} hashes; the mirror holds {len(hashes)}"
+            )
+        self.size = size
+        self._stack = [(n.level, h) for n, h in zip(nodes, hashes, strict=True)]
 
     @property
-    def size(self) -> int:
-        return self.frontier.size
+    def hashes(self) -> list[bytes]:
+        return [h for _, h in self._stack]
 
-    def append(self, leaf: bytes) -> None:
-        created = self.frontier.append(leaf)
-        merged = len(created) - 1  # the edge hashes this leaf completed into one node
-        if merged:
-            del self.hashes[-merged:]
-        self.hashes.append(created[-1][1])
+    def append(self, level: int, subtree: bytes) -> None:
+        """Add a complete subtree of ``2**level`` leaves; the size must be a multiple of that."""
+        if self.size % (1 << level):
+            raise InvalidInput(f"a subtree of 2^{level} leaves cannot start at leaf {self.size}")
+        stack = self._stack
+        stack.append((level, subtree))
+        self.size += 1 << level
+        while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
+            (top, right), (_, left) = stack.pop(), stack.pop()
+            stack.append((top + 1, node_hash(left, right)))
 
     def root(self) -> bytes:
-        return self.frontier.root()
+        return fold_range(self.hashes)
 
 
 class _RecordingFetch:
@@ -433,12 +458,22 @@ class Mirror:
             first = bundle.index * TILE_WIDTH
             data = _fetch_tile(fetch, bundle)
             tile = TilePath(0, bundle.index, bundle.width)
-            hashes = split_hash_tile(_fetch_tile(fetch, tile), tile)
+            tile_data = _fetch_tile(fetch, tile)
+            hashes = split_hash_tile(tile_data, tile)
             entries, defect = _split_bundle(data)
-            self._check_bundle(bundle, tile, entries, defect, hashes, start, checkpoint, note, data, fetch)
-            for offset in range(max(0, start - first), bundle.width):
-                frontier.append(hashes[offset])
-                pending.append((first + offset, entries[offset]))
+            sha256 = hashlib.sha256
+            leaves = b"".join([sha256(b"\x00" + e).digest() for e in entries])
+            if leaves != tile_data or len(entries) != bundle.width or defect is not None or start > first:
+                self._check_bundle(
+                    bundle, tile, entries, defect, hashes, start, checkpoint, note, data, fetch
+                )
+            skip = max(0, start - first)
+            if skip == 0 and bundle.is_full:
+                frontier.append(TILE_HEIGHT, tile_root(hashes))
+            else:
+                for offset in range(skip, bundle.width):
+                    frontier.append(0, hashes[offset])
+            pending.extend((first + offset, entries[offset]) for offset in range(skip, bundle.width))
             if len(pending) >= _INSERT_BATCH:
                 self._insert(pending)
                 pending = []
