@@ -30,7 +30,7 @@ import os
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,11 +64,16 @@ __all__ = [
     "SCHEMA",
     "PreparedKeys",
     "RegionStore",
+    "SealedRecord",
     "SubjectKeyRow",
     "decode_sealed",
     "encode_sealed",
     "field_binding",
+    "open_record",
+    "open_subject_keys",
+    "prepare_subject_keys",
     "row_binding",
+    "seal_record",
 ]
 
 SCHEMA: list[tuple[str, str]] = [
@@ -219,6 +224,200 @@ class _OpenKeys:
         return f"_OpenKeys(kek_id={self.kek_id!r}, <keys hidden>)"
 
 
+def _seal_fields(
+    cipher: AeadCipher,
+    region: str,
+    spec: CollectionSpec,
+    subject_id: str,
+    record_id: str,
+    version: int,
+    fields: Mapping[str, Any],
+) -> tuple[str, bytes, bytes, list[tuple[str, str]]]:
+    """Seal one record's values: (public JSON, sealed fields blob, row seal, public-value index)."""
+    if not isinstance(fields, Mapping):
+        raise InvalidInput(f"fields of a {spec.name} record must be an object, got {type(fields).__name__}")
+    public: dict[str, Any] = {}
+    sealed: list[tuple[str, bytes]] = []
+    index: list[tuple[str, str]] = []
+    row = row_binding(region, subject_id, spec.name, record_id, version)
+    total = 0
+    for name in sorted(fields):
+        if not isinstance(name, str):
+            raise InvalidInput(f"field names of a {spec.name} record must be strings")
+        field = spec.field(name)
+        value = fields[name]
+        encoded = encode_value(value, f"{spec.name}.{name}")
+        total += len(encoded)
+        if field.category is Category.PUBLIC:
+            public[name] = value
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, list | dict):
+                    continue
+                text = encode_value(item, f"{spec.name}.{name}").decode()
+                if len(text) <= _MAX_INDEXED_VALUE:
+                    index.append((name, text))
+        else:
+            sealed.append((name, cipher.encrypt(encoded, field_binding(row, name))))
+    if total > MAX_RECORD_BYTES:
+        raise InvalidInput(f"a record holds at most {MAX_RECORD_BYTES} bytes of values, this one {total}")
+    public_text = json.dumps(public, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    seal = cipher.encrypt(b"", _seal_binding(row, public_text, [n for n, _ in sealed]))
+    return public_text, encode_sealed(sealed), seal, sorted(set(index))
+
+
+def _open_fields(
+    cipher: AeadCipher, region: str, row: Sequence[Any], wanted: Collection[str] | None
+) -> Record:
+    """Check a stored row's seal and open its sealed fields (only ``wanted`` ones, if given)."""
+    subject_id, collection, record_id, version, public_text, sealed_blob, seal, updated_at = row
+    binding = row_binding(region, subject_id, collection, record_id, version)
+    sealed = decode_sealed(bytes(sealed_blob))
+    try:
+        cipher.decrypt(bytes(seal), _seal_binding(binding, public_text, [n for n, _ in sealed]))
+    except VerificationFailed:
+        raise VerificationFailed(
+            f"integrity check failed for {region}/{collection}/{record_id}: the row seal does not "
+            "match its public fields or its set of sealed fields (altered in the database, or copied "
+            "from another row, subject or region)",
+            region=region,
+            collection=collection,
+            record_id=record_id,
+        ) from None
+    names: list[str] = []
+    plaintexts: list[bytes] = []
+    decrypt = cipher.decrypt
+    for name, ciphertext in sealed:
+        if wanted is not None and name not in wanted:
+            continue
+        try:
+            plaintexts.append(decrypt(ciphertext, binding + _field_suffix(name)))
+        except VerificationFailed:
+            raise VerificationFailed(
+                f"integrity check failed for {region}/{collection}/{record_id} field {name!r}: "
+                "the ciphertext was altered, or copied from another row, subject or region",
+                region=region,
+                collection=collection,
+                record_id=record_id,
+                field=name,
+            ) from None
+        names.append(name)
+    fields: dict[str, Any] = json.loads(public_text) if public_text != "{}" else {}
+    if wanted is not None and fields:
+        fields = {k: v for k, v in fields.items() if k in wanted}
+    if names:
+        # Each plaintext is one canonical JSON value (authenticated above): parse them in one go.
+        fields.update(zip(names, json.loads(b"[" + b",".join(plaintexts) + b"]"), strict=True))
+    return Record(subject_id, collection, record_id, int(version), fields, updated_at)
+
+
+def prepare_subject_keys(
+    custody: KeyCustody,
+    ring: str,
+    region: str,
+    subject_id: str,
+    created_at: datetime,
+    *,
+    commitment_key: bytes | None = None,
+) -> PreparedKeys:
+    """Fresh subject keys wrapped by ``ring`` for ``region``: what :meth:`RegionStore.prepare_keys` does.
+
+    A function of its own so that a migration's worker processes, which hold
+    their own handle on the custodian's keyring, prepare keys exactly as the store does.
+    """
+    check_id(subject_id, "subject id")
+    data_key = new_key()
+    ck = commitment_key if commitment_key is not None else os.urandom(KEY_SIZE)
+    wrapped_dk = custody.wrap(ring, data_key, _key_binding(region, subject_id, "data"))
+    wrapped_ck = custody.wrap(ring, ck, _key_binding(region, subject_id, "commitment"))
+    if wrapped_dk.key_id != wrapped_ck.key_id:  # a rotation between the two calls
+        wrapped_ck = custody.wrap(ring, ck, _key_binding(region, subject_id, "commitment"))
+        wrapped_dk = custody.wrap(ring, data_key, _key_binding(region, subject_id, "data"))
+    row = SubjectKeyRow(subject_id, wrapped_dk, wrapped_ck, format_time(created_at))
+    return PreparedKeys(row, data_key, ck)
+
+
+def open_subject_keys(
+    custody: KeyCustody, ring: str, region: str, row: SubjectKeyRow
+) -> tuple[AeadCipher, bytes]:
+    """Unwrap a subject's stored keys: its data-key cipher and its commitment key."""
+    dk = custody.unwrap(ring, row.data_key, _key_binding(region, row.subject_id, "data"))
+    ck = custody.unwrap(ring, row.commitment_key, _key_binding(region, row.subject_id, "commitment"))
+    return AeadCipher(dk), ck
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """A record as stored: public values in clear, the others sealed, the row seal, the public index.
+
+    Made by :func:`seal_record` (the store's own sealing) and written in bulk by
+    :meth:`RegionStore.put_many`; read back raw by :meth:`RegionStore.sealed_records`.
+    """
+
+    subject_id: str
+    collection: str
+    record_id: str
+    version: int
+    public_fields: str
+    sealed_fields: bytes
+    row_seal: bytes
+    updated_at: str
+    index: tuple[tuple[str, str], ...] = ()
+
+    def row(self) -> tuple[str, str, str, int, str, bytes, bytes, str]:
+        """The ``store_records`` row, column by column."""
+        return (
+            self.subject_id,
+            self.collection,
+            self.record_id,
+            self.version,
+            self.public_fields,
+            self.sealed_fields,
+            self.row_seal,
+            self.updated_at,
+        )
+
+
+def seal_record(
+    cipher: AeadCipher,
+    *,
+    region: str,
+    spec: CollectionSpec,
+    subject_id: str,
+    record_id: str,
+    fields: Mapping[str, Any],
+    updated_at: datetime,
+    version: int = 1,
+) -> SealedRecord:
+    """Seal a record for ``region`` under a subject's data key, exactly as :meth:`RegionStore.put` does.
+
+    Ids and values are checked (InvalidInput names what is wrong); the result
+    opens with the store's ordinary read path.
+    """
+    check_id(subject_id, "subject id")
+    check_id(record_id, "record id")
+    public_text, sealed, seal, index = _seal_fields(
+        cipher, region, spec, subject_id, record_id, version, fields
+    )
+    return SealedRecord(
+        subject_id,
+        spec.name,
+        record_id,
+        version,
+        public_text,
+        sealed,
+        seal,
+        format_time(updated_at),
+        tuple(index),
+    )
+
+
+def open_record(
+    cipher: AeadCipher, region: str, sealed: SealedRecord, *, fields: Collection[str] | None = None
+) -> Record:
+    """Check and open a stored record with its subject's data-key cipher (VerificationFailed if altered)."""
+    return _open_fields(cipher, region, sealed.row(), None if fields is None else frozenset(fields))
+
+
 _RECORD_COLUMNS = (
     "subject_id, collection, record_id, version, public_fields, sealed_fields, row_seal, updated_at"
 )
@@ -280,16 +479,9 @@ class RegionStore:
         self, subject_id: str, created_at: datetime, *, commitment_key: bytes | None = None
     ) -> PreparedKeys:
         """Generate a data key (and a commitment key unless one is carried over) and wrap them here."""
-        check_id(subject_id, "subject id")
-        data_key = new_key()
-        ck = commitment_key if commitment_key is not None else os.urandom(KEY_SIZE)
-        wrapped_dk = self.custody.wrap(self.ring, data_key, _key_binding(self.region, subject_id, "data"))
-        wrapped_ck = self.custody.wrap(self.ring, ck, _key_binding(self.region, subject_id, "commitment"))
-        if wrapped_dk.key_id != wrapped_ck.key_id:  # a rotation between the two calls
-            wrapped_ck = self.custody.wrap(self.ring, ck, _key_binding(self.region, subject_id, "commitment"))
-            wrapped_dk = self.custody.wrap(self.ring, data_key, _key_binding(self.region, subject_id, "data"))
-        row = SubjectKeyRow(subject_id, wrapped_dk, wrapped_ck, format_time(created_at))
-        return PreparedKeys(row, data_key, ck)
+        return prepare_subject_keys(
+            self.custody, self.ring, self.region, subject_id, created_at, commitment_key=commitment_key
+        )
 
     def install_keys(self, prepared: PreparedKeys) -> None:
         """Store a subject's wrapped keys; Conflict if this region already holds keys for it."""
@@ -342,11 +534,8 @@ class RegionStore:
                 f"region {self.region!r} holds no keys for this subject (not homed here, or erased)",
                 region=self.region,
             )
-        dk = self.custody.unwrap(self.ring, row.data_key, _key_binding(self.region, subject_id, "data"))
-        ck = self.custody.unwrap(
-            self.ring, row.commitment_key, _key_binding(self.region, subject_id, "commitment")
-        )
-        keys = _OpenKeys(AeadCipher(dk), ck, row.data_key.key_id)
+        cipher, ck = open_subject_keys(self.custody, self.ring, self.region, row)
+        keys = _OpenKeys(cipher, ck, row.data_key.key_id)
         with self._cache_lock:
             self._cache[subject_id] = keys
             while len(self._cache) > self._cache_size:
@@ -425,6 +614,155 @@ class RegionStore:
         )
         return [r[0] for r in rows]
 
+    # -- bulk paths (migration) --------------------------------------------
+
+    def _in_clause(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        """``column IN (…)`` for SQLite, ``column = ANY(?)`` (one array parameter) for PostgreSQL."""
+        if self.db.dialect == "postgres":
+            return f"{column} = ANY(?)", [list(values)]
+        return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
+    def key_rows(self, subject_ids: Collection[str]) -> dict[str, SubjectKeyRow]:
+        """The stored key rows of those subjects this region holds keys for, in one query per 500 ids."""
+        ids = sorted(set(subject_ids))
+        out: dict[str, SubjectKeyRow] = {}
+        for start in range(0, len(ids), 500):
+            clause, params = self._in_clause("subject_id", ids[start : start + 500])
+            for subject_id, kek_id, dk, ck, created_at in self.db.query_all(
+                "SELECT subject_id, kek_id, wrapped_data_key, wrapped_commitment_key, created_at "
+                f"FROM store_subject_keys WHERE {clause}",
+                params,
+            ):
+                out[subject_id] = SubjectKeyRow(
+                    subject_id, WrappedKey(kek_id, bytes(dk)), WrappedKey(kek_id, bytes(ck)), created_at
+                )
+        return out
+
+    def sealed_records(self, subject_ids: Collection[str]) -> list[SealedRecord]:
+        """Every stored record of those subjects, still sealed, ordered by subject, collection, record.
+
+        For checks that open records elsewhere (a migration's verifier in worker
+        processes, with :func:`open_record`); the public-value index is not read.
+        """
+        ids = sorted(set(subject_ids))
+        out: list[SealedRecord] = []
+        for start in range(0, len(ids), 500):
+            clause, params = self._in_clause("subject_id", ids[start : start + 500])
+            rows = self.db.query_all(f"SELECT {_RECORD_COLUMNS} FROM store_records WHERE {clause}", params)
+            out += [
+                SealedRecord(s, c, r, int(v), p, bytes(b), bytes(seal), u)
+                for s, c, r, v, p, b, seal, u in rows
+            ]
+        out.sort(key=lambda rec: (rec.subject_id, rec.collection, rec.record_id))
+        return out
+
+    def record_keys(self, subject_ids: Collection[str]) -> set[tuple[str, str, str]]:
+        """(subject, collection, record id) of every stored record of those subjects."""
+        ids = sorted(set(subject_ids))
+        out: set[tuple[str, str, str]] = set()
+        for start in range(0, len(ids), 500):
+            clause, params = self._in_clause("subject_id", ids[start : start + 500])
+            out.update(
+                (s, c, r)
+                for s, c, r in self.db.query_all(
+                    f"SELECT subject_id, collection, record_id FROM store_records WHERE {clause}", params
+                )
+            )
+        return out
+
+    def _insert_rows(
+        self, tx: Transaction, table: str, columns: Sequence[tuple[str, str]], rows: list[Any]
+    ) -> int:
+        """Insert many rows in one statement on PostgreSQL (``unnest`` of one array per column),
+        ``executemany`` on SQLite. ``columns`` are (name, PostgreSQL array type)."""
+        if not rows:
+            return 0
+        names = ", ".join(name for name, _ in columns)
+        if self.db.dialect == "postgres":
+            arrays = [list(col) for col in zip(*rows, strict=True)]
+            casts = ", ".join(f"?::{kind}[]" for _, kind in columns)
+            cur = tx.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({casts})", arrays)
+            return int(cur.rowcount)
+        tx.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows)
+        return len(rows)
+
+    def put_many(
+        self,
+        keys: Sequence[SubjectKeyRow],
+        records: Sequence[SealedRecord],
+        *,
+        within: Callable[[Transaction], None] | None = None,
+    ) -> None:
+        """Install subjects' wrapped keys and insert sealed records, all in one transaction.
+
+        The bulk path of a migration: records must be new (an existing key, or a
+        record that already exists, raises Conflict and nothing is written), and
+        each record's subject must have its keys here, in this call or before
+        (the foreign key refuses the rest). ``within(tx)`` runs last inside the
+        same transaction: a migration writes its progress marker there, so rows
+        and marker commit together or not at all.
+        """
+        for row in keys:
+            if row.data_key.key_id != row.commitment_key.key_id:
+                raise InvalidInput("a subject's two keys must be wrapped under the same KEK version")
+        with self.db.transaction() as tx:
+            inserted = self._insert_rows(
+                tx,
+                "store_subject_keys",
+                [
+                    ("subject_id", "text"),
+                    ("kek_id", "text"),
+                    ("wrapped_data_key", "bytea"),
+                    ("wrapped_commitment_key", "bytea"),
+                    ("created_at", "text"),
+                ],
+                [
+                    (
+                        r.subject_id,
+                        r.data_key.key_id,
+                        r.data_key.sealed,
+                        r.commitment_key.sealed,
+                        r.created_at,
+                    )
+                    for r in keys
+                ],
+            )
+            if inserted != len(keys):
+                raise Conflict(f"region {self.region!r} already holds keys for some of these subjects")
+            self._insert_rows(
+                tx,
+                "store_records",
+                [
+                    ("subject_id", "text"),
+                    ("collection", "text"),
+                    ("record_id", "text"),
+                    ("version", "bigint"),
+                    ("public_fields", "text"),
+                    ("sealed_fields", "bytea"),
+                    ("row_seal", "bytea"),
+                    ("updated_at", "text"),
+                ],
+                [rec.row() for rec in records],
+            )
+            self._insert_rows(
+                tx,
+                "store_public_values",
+                [
+                    ("collection", "text"),
+                    ("field", "text"),
+                    ("value", "text"),
+                    ("subject_id", "text"),
+                    ("record_id", "text"),
+                ],
+                [
+                    (rec.collection, n, t, rec.subject_id, rec.record_id)
+                    for rec in records
+                    for n, t in rec.index
+                ],
+            )
+            if within is not None:
+                within(tx)
+
     # -- writing ------------------------------------------------------------
 
     def _seal(
@@ -436,37 +774,7 @@ class RegionStore:
         version: int,
         fields: Mapping[str, Any],
     ) -> tuple[str, bytes, bytes, list[tuple[str, str]]]:
-        if not isinstance(fields, Mapping):
-            raise InvalidInput(
-                f"fields of a {spec.name} record must be an object, got {type(fields).__name__}"
-            )
-        public: dict[str, Any] = {}
-        sealed: list[tuple[str, bytes]] = []
-        index: list[tuple[str, str]] = []
-        row = row_binding(self.region, subject_id, spec.name, record_id, version)
-        total = 0
-        for name in sorted(fields):
-            if not isinstance(name, str):
-                raise InvalidInput(f"field names of a {spec.name} record must be strings")
-            field = spec.field(name)
-            value = fields[name]
-            encoded = encode_value(value, f"{spec.name}.{name}")
-            total += len(encoded)
-            if field.category is Category.PUBLIC:
-                public[name] = value
-                for item in value if isinstance(value, list) else [value]:
-                    if isinstance(item, list | dict):
-                        continue
-                    text = encode_value(item, f"{spec.name}.{name}").decode()
-                    if len(text) <= _MAX_INDEXED_VALUE:
-                        index.append((name, text))
-            else:
-                sealed.append((name, keys.cipher.encrypt(encoded, field_binding(row, name))))
-        if total > MAX_RECORD_BYTES:
-            raise InvalidInput(f"a record holds at most {MAX_RECORD_BYTES} bytes of values, this one {total}")
-        public_text = json.dumps(public, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        seal = keys.cipher.encrypt(b"", _seal_binding(row, public_text, [n for n, _ in sealed]))
-        return public_text, encode_sealed(sealed), seal, sorted(set(index))
+        return _seal_fields(keys.cipher, self.region, spec, subject_id, record_id, version, fields)
 
     def _keys_for_write(self, subject_id: str) -> _OpenKeys:
         try:
@@ -580,46 +888,7 @@ class RegionStore:
     # -- reading ------------------------------------------------------------
 
     def _open_row(self, row: Sequence[Any], wanted: Collection[str] | None) -> Record:
-        subject_id, collection, record_id, version, public_text, sealed_blob, seal, updated_at = row
-        keys = self._open(subject_id)
-        binding = row_binding(self.region, subject_id, collection, record_id, version)
-        sealed = decode_sealed(bytes(sealed_blob))
-        try:
-            keys.cipher.decrypt(bytes(seal), _seal_binding(binding, public_text, [n for n, _ in sealed]))
-        except VerificationFailed:
-            raise VerificationFailed(
-                f"integrity check failed for {self.region}/{collection}/{record_id}: the row seal does not "
-                "match its public fields or its set of sealed fields (altered in the database, or copied "
-                "from another row, subject or region)",
-                region=self.region,
-                collection=collection,
-                record_id=record_id,
-            ) from None
-        names: list[str] = []
-        plaintexts: list[bytes] = []
-        decrypt = keys.cipher.decrypt
-        for name, ciphertext in sealed:
-            if wanted is not None and name not in wanted:
-                continue
-            try:
-                plaintexts.append(decrypt(ciphertext, binding + _field_suffix(name)))
-            except VerificationFailed:
-                raise VerificationFailed(
-                    f"integrity check failed for {self.region}/{collection}/{record_id} field {name!r}: "
-                    "the ciphertext was altered, or copied from another row, subject or region",
-                    region=self.region,
-                    collection=collection,
-                    record_id=record_id,
-                    field=name,
-                ) from None
-            names.append(name)
-        fields: dict[str, Any] = json.loads(public_text) if public_text != "{}" else {}
-        if wanted is not None and fields:
-            fields = {k: v for k, v in fields.items() if k in wanted}
-        if names:
-            # Each plaintext is one canonical JSON value (authenticated above): parse them in one go.
-            fields.update(zip(names, json.loads(b"[" + b",".join(plaintexts) + b"]"), strict=True))
-        return Record(subject_id, collection, record_id, int(version), fields, updated_at)
+        return _open_fields(self._open(row[0]).cipher, self.region, row, wanted)
 
     def _check_wanted(self, collection: str, fields: Collection[str] | None) -> frozenset[str] | None:
         spec = self.catalog.collection(collection)
