@@ -33,10 +33,11 @@ logs its decision, then calls this service with the acting :class:`Actor`.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rempart.clock import Clock, format_time
@@ -66,12 +67,13 @@ from rempart.store.egress import (
 )
 from rempart.store.keys import KeyCustody, LocalKeyring, next_key_id, wrapped_key_digest
 from rempart.store.records import Actor, Page, Record, check_id
-from rempart.store.region import RegionStore
+from rempart.store.region import PreparedKeys, RegionStore
 
 if TYPE_CHECKING:
     from rempart.config import Config, RegionConfig
 
 __all__ = [
+    "SUBJECTS_PER_EVENT",
     "Actor",
     "ErasureReceipt",
     "ReconcileReport",
@@ -80,6 +82,9 @@ __all__ = [
     "RotationReport",
     "SubjectInfo",
 ]
+
+SUBJECTS_PER_EVENT = 800
+"""At most this many commitments in one ``store.subjects.created`` entry (entries are at most 64 KiB)."""
 
 _REASON = re.compile(r"^[^\x00-\x1f\x7f]{1,500}$")
 _DESTINATION = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}$")
@@ -182,6 +187,7 @@ class RecordService:
         self.clock = clock
         self.exceptions: EgressExceptions = exceptions or NoEgressExceptions()
         self._owned: list[Database] = []
+        self._recording: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(
@@ -237,6 +243,9 @@ class RecordService:
         for db in self._owned:
             db.close()
         self._owned = []
+        if self._recording is not None:
+            self._recording.shutdown(wait=True)
+            self._recording = None
 
     def __repr__(self) -> str:
         return f"RecordService(regions={sorted(self.regions)!r})"
@@ -292,6 +301,157 @@ class RecordService:
             self.directory.remove(subject_id)
             raise
         return SubjectInfo(subject_id, region, commitment, entry.created_at, position)
+
+    # -- subjects in bulk ---------------------------------------------------------
+
+    def record_all(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> list[LogPosition]:
+        """Record several events at once and wait until every one is durable (or raise AuditUnavailable).
+
+        They are handed to the log together, so its group commit makes them
+        durable in one write instead of one each; a bulk operation records its
+        whole batch this way before it changes anything.
+        """
+        if len(events) <= 1:
+            return [self._record(kind, body) for kind, body in events]
+        if self._recording is None:
+            self._recording = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rempart-record")
+        futures = [self._recording.submit(self._record, kind, body) for kind, body in events]
+        positions: list[LogPosition] = []
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                positions.append(future.result())
+            except BaseException as exc:  # wait for all, then refuse
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return positions
+
+    @staticmethod
+    def subjects_created_events(
+        actor: Actor, region: str, kek: str, commitments: Sequence[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The ``store.subjects.created`` entries for subjects given keys in ``region`` in one batch.
+
+        One entry per :data:`SUBJECTS_PER_EVENT` commitments (an entry holds at
+        most 64 KiB); ``part`` and ``parts`` say which piece of the batch it is.
+        """
+        chunks = [
+            list(commitments[i : i + SUBJECTS_PER_EVENT])
+            for i in range(0, len(commitments), SUBJECTS_PER_EVENT)
+        ]
+        return [
+            (
+                "store.subjects.created",
+                {
+                    "region": region,
+                    "kek": kek,
+                    "subjects": chunk,
+                    "count": len(chunk),
+                    "part": n,
+                    "parts": len(chunks),
+                    "requested_by": actor.as_entry(),
+                },
+            )
+            for n, chunk in enumerate(chunks, start=1)
+        ]
+
+    def home_regions(self, subject_ids: Collection[str]) -> dict[str, str]:
+        """subject id → home region for those of the ids the directory knows (one query per 500)."""
+        ids = sorted(set(subject_ids))
+        db = self.directory.db
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            if db.dialect == "postgres":
+                rows = db.query_all(
+                    "SELECT subject_id, home_region FROM store_subjects WHERE subject_id = ANY(?)", (chunk,)
+                )
+            else:
+                rows = db.query_all(
+                    "SELECT subject_id, home_region FROM store_subjects "
+                    f"WHERE subject_id IN ({', '.join('?' for _ in chunk)})",
+                    chunk,
+                )
+            out.update((sid, region) for sid, region in rows)
+        return out
+
+    def claim_subjects(self, entries: Mapping[str, str], now: datetime) -> int:
+        """Claim subject ids for their home regions in one transaction; returns how many were new.
+
+        Idempotent: an id already claimed for the same region is left as it is
+        (a batch redone after a crash claims again); an id whose home is another
+        region raises Conflict and nothing is claimed.
+        """
+        for subject_id, region in entries.items():
+            check_id(subject_id, "subject id")
+            self._store(region)
+        if not entries:
+            return 0
+        db = self.directory.db
+        when = format_time(now)
+        rows = sorted(entries.items())
+        with db.transaction() as tx:
+            if db.dialect == "postgres":
+                cur = tx.execute(
+                    "INSERT INTO store_subjects (subject_id, home_region, created_at) "
+                    "SELECT s, r, ? FROM unnest(?::text[], ?::text[]) AS t(s, r) "
+                    "ON CONFLICT (subject_id) DO NOTHING",
+                    (when, [s for s, _ in rows], [r for _, r in rows]),
+                )
+                added = int(cur.rowcount)
+            else:
+                before = tx.execute("SELECT total_changes()").fetchone()
+                tx.executemany(
+                    "INSERT INTO store_subjects (subject_id, home_region, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (subject_id) DO NOTHING",
+                    [(s, r, when) for s, r in rows],
+                )
+                after = tx.execute("SELECT total_changes()").fetchone()
+                added = int(after[0]) - int(before[0]) if before and after else 0
+            if added != len(rows):
+                homes = self.home_regions([s for s, _ in rows])
+                clash = sorted(s for s, r in rows if homes.get(s, r) != r)
+                if clash:
+                    raise Conflict(
+                        f"{len(clash)} of these subjects already have another home region",
+                        subjects=len(clash),
+                    )
+        return added
+
+    def create_subjects(self, actor: Actor, region: str, subject_ids: Sequence[str]) -> list[SubjectInfo]:
+        """Create many subjects in one region: one entry per :data:`SUBJECTS_PER_EVENT`, two transactions.
+
+        Same order as :meth:`create_subject`: the entries first (nothing written
+        if the log cannot record them), then the directory claims, then the
+        wrapped keys in one region transaction (claims are given back if it fails).
+        """
+        store = self._store(region)
+        ids = [check_id(s, "subject id") for s in subject_ids]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("the same subject id is listed twice")
+        taken = self.home_regions(ids)
+        if taken:
+            raise Conflict(f"{len(taken)} of these subjects already exist", subjects=len(taken))
+        now = self.clock.now()
+        prepared: list[PreparedKeys] = [store.prepare_keys(s, now) for s in ids]
+        if not prepared:
+            return []
+        commitments = [p.commitment() for p in prepared]
+        kek = prepared[0].row.data_key.key_id
+        positions = self.record_all(self.subjects_created_events(actor, region, kek, commitments))
+        self.claim_subjects(dict.fromkeys(ids, region), now)
+        try:
+            store.put_many([p.row for p in prepared], [])
+        except BaseException:
+            with self.directory.db.transaction() as tx:
+                tx.executemany("DELETE FROM store_subjects WHERE subject_id = ?", [(s,) for s in ids])
+            raise
+        created = format_time(now)
+        return [
+            SubjectInfo(s, region, c, created, positions[i // SUBJECTS_PER_EVENT])
+            for i, (s, c) in enumerate(zip(ids, commitments, strict=True))
+        ]
 
     def home_region(self, subject_id: str) -> str:
         return self.directory.get(subject_id).home_region

@@ -88,6 +88,7 @@ PUBLIC = {
         "encode_payload",
     ],
     "rempart.store.service": [
+        "SUBJECTS_PER_EVENT",
         "Actor",
         "ErasureReceipt",
         "ReconcileReport",
