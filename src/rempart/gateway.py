@@ -1,0 +1,433 @@
+"""The one door: every read and write of records passes here.
+
+For each access the gateway, in this order and never another:
+
+1. builds the facts: the principal (already authenticated by the edge), the
+   subject's home region and keyed commitment, the catalog's fields and their
+   categories, the grant the principal holds for this access (put to use:
+   a first-use clock starts, a bulk slot is claimed), the purpose, the time;
+2. asks the policy engine, one decision per field, in one batch (memoized
+   exactly, see :mod:`rempart.policy.engine`);
+3. records the decision in the transparency log and waits until it is durable
+   (:class:`~rempart.errors.AuditUnavailable` otherwise: the access is denied);
+4. touches the store, in the subject's home region only, decrypting only the
+   fields the decision allowed;
+5. returns what was allowed, naming the fields it masked.
+
+A decision that allows nothing is recorded, then refused with the deciding
+policies' reasons. Nothing returns data before its decision is durable.
+
+What a crash at each step does: before 3, nothing happened and nothing was
+recorded; between 3 and 4, the log holds a decision whose access never ran
+(the record errs on the side of telling); after 4, a read returned nothing to
+a caller that is gone, a write is in the store with its decision in the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rempart.access.facts import field_requests
+from rempart.access.model import Grant
+from rempart.access.principals import Principal
+from rempart.access.service import AccessService
+from rempart.clock import Clock
+from rempart.errors import InvalidInput, PermissionDenied
+from rempart.events import Event, EventRecorder
+from rempart.log.sequencer import LogPosition
+from rempart.policy.batcher import DecisionBatcher
+from rempart.policy.model import Decision
+from rempart.store.catalog import Catalog, FieldSpec, check_purpose
+from rempart.store.egress import EgressRequest, EgressTransfer
+from rempart.store.records import Actor, Page, Record
+from rempart.store.service import RecordService
+
+__all__ = ["ACCESS_DECISION", "AccessOutcome", "Gateway", "GatewayPage", "GatewayRead"]
+
+ACCESS_DECISION = "access.decision"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessOutcome:
+    """What the gateway decided for one access, and where that decision is in the log."""
+
+    allowed_fields: tuple[str, ...]
+    masked_fields: tuple[str, ...]
+    position: LogPosition
+    decisions: Mapping[str, Decision]
+
+    @property
+    def allowed(self) -> bool:
+        return bool(self.allowed_fields)
+
+    def reasons(self) -> list[str]:
+        """Why fields were masked or the access refused, each reason once, in field order."""
+        seen: list[str] = []
+        for name in self.masked_fields:
+            for reason in self.decisions[name].reasons or (f"no policy allows this on {name}",):
+                if reason not in seen:
+                    seen.append(reason)
+        return seen
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRead:
+    record: Record
+    outcome: AccessOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayPage:
+    page: Page[Record]
+    outcome: AccessOutcome
+
+
+class Gateway:
+    """Authenticated principal in, decided + logged + residency-pinned data out."""
+
+    def __init__(
+        self,
+        *,
+        records: RecordService,
+        access: AccessService,
+        decisions: DecisionBatcher,
+        recorder: EventRecorder,
+        clock: Clock,
+    ) -> None:
+        self.records = records
+        self.access = access
+        self.decisions = decisions
+        self.recorder = recorder
+        self.clock = clock
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.records.catalog
+
+    # -- the steps ---------------------------------------------------------------
+
+    def _fields(self, collection: str, names: Collection[str] | None) -> list[FieldSpec]:
+        spec = self.catalog.collection(collection)
+        if names is None:
+            return list(spec.fields.values())
+        if isinstance(names, str) or not names:
+            raise InvalidInput("fields is a non-empty list of field names")
+        unknown = sorted(set(names) - set(spec.fields))
+        if unknown:
+            raise InvalidInput(
+                f"collection {collection!r} has no field {', '.join(map(repr, unknown))} "
+                f"(it has: {', '.join(sorted(spec.fields))})"
+            )
+        return [spec.fields[n] for n in dict.fromkeys(names)]
+
+    def _decide(
+        self,
+        principal: Principal,
+        *,
+        action: str,
+        subject_id: str,
+        collection: str,
+        fields: list[FieldSpec],
+        purpose: str,
+        record_id: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[AccessOutcome, str]:
+        """Steps 1 to 3: facts, decision, durable record. Returns the outcome and the home region."""
+        check_purpose(purpose)
+        now = self.clock.now()
+        region = self.records.home_region(subject_id)
+        commitment = self.records.subject_commitment(subject_id)
+        grant = self.access.grant_for_use(principal.id, region, collection, commitment, purpose, now)
+        requests = field_requests(
+            principal=principal,
+            action=action,
+            region=region,
+            collection=collection,
+            fields=fields,
+            grant=grant,
+            subject=commitment,
+            purpose=purpose,
+            now=now,
+        )
+        decided = self.decisions.decide(requests)
+        decisions = {spec.name: d for spec, d in zip(fields, decided, strict=True)}
+        allowed = tuple(n for n, d in decisions.items() if d.allowed)
+        masked = tuple(n for n, d in decisions.items() if not d.allowed)
+        event = _decision_event(
+            principal,
+            action=action,
+            region=region,
+            collection=collection,
+            record_id=record_id,
+            commitment=commitment,
+            purpose=purpose,
+            grant=grant,
+            fields=fields,
+            decisions=decisions,
+            now=now,
+            extra=extra,
+        )
+        position = self.recorder.record(event)  # durable, or AuditUnavailable: fail closed
+        outcome = AccessOutcome(allowed, masked, position, decisions)
+        return outcome, region
+
+    @staticmethod
+    def _refuse(outcome: AccessOutcome, what: str) -> PermissionDenied:
+        reasons = outcome.reasons()
+        return PermissionDenied(
+            f"{what} denied: " + "; ".join(reasons),
+            reasons=reasons,
+            policies=sorted({p for d in outcome.decisions.values() for p in d.policies}),
+            log_index=outcome.position.index,
+        )
+
+    # -- reads ---------------------------------------------------------------------
+
+    def read(
+        self,
+        principal: Principal,
+        *,
+        subject_id: str,
+        collection: str,
+        record_id: str,
+        purpose: str,
+        fields: Collection[str] | None = None,
+    ) -> GatewayRead:
+        """One record, with only the fields the decision allows (the rest masked)."""
+        specs = self._fields(collection, fields)
+        outcome, _ = self._decide(
+            principal,
+            action="read",
+            subject_id=subject_id,
+            collection=collection,
+            fields=specs,
+            purpose=purpose,
+            record_id=record_id,
+        )
+        if not outcome.allowed:
+            raise self._refuse(outcome, f"read of {collection}/{record_id}")
+        record = self.records.read(subject_id, collection, record_id, fields=outcome.allowed_fields)
+        return GatewayRead(record, outcome)
+
+    def list_records(
+        self,
+        principal: Principal,
+        *,
+        subject_id: str,
+        collection: str,
+        purpose: str,
+        fields: Collection[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> GatewayPage:
+        """A subject's records of one collection, a page at a time, masked alike."""
+        specs = self._fields(collection, fields)
+        outcome, _ = self._decide(
+            principal,
+            action="read",
+            subject_id=subject_id,
+            collection=collection,
+            fields=specs,
+            purpose=purpose,
+            record_id=None,
+            extra={"limit": limit},
+        )
+        if not outcome.allowed:
+            raise self._refuse(outcome, f"listing of {collection}")
+        page = self.records.list_records(
+            subject_id, collection=collection, limit=limit, cursor=cursor, fields=outcome.allowed_fields
+        )
+        return GatewayPage(page, outcome)
+
+    # -- writes ----------------------------------------------------------------
+
+    def write(
+        self,
+        principal: Principal,
+        *,
+        subject_id: str,
+        collection: str,
+        record_id: str,
+        values: Mapping[str, Any],
+        purpose: str,
+        region: str | None = None,
+        expected_version: int | None = None,
+    ) -> tuple[Record, AccessOutcome]:
+        """Create or replace a record; every field written must be allowed, or nothing is."""
+        if not isinstance(values, Mapping) or not values:
+            raise InvalidInput("a write sets at least one field")
+        specs = self._fields(collection, list(values))
+        outcome, _ = self._decide(
+            principal,
+            action="write",
+            subject_id=subject_id,
+            collection=collection,
+            fields=specs,
+            purpose=purpose,
+            record_id=record_id,
+        )
+        if outcome.masked_fields:
+            raise self._refuse(outcome, f"write of {collection}/{record_id}")
+        record = self.records.write(
+            Actor(principal.id, principal.org),
+            subject_id,
+            collection,
+            record_id,
+            values,
+            region=region,
+            expected_version=expected_version,
+        )
+        return record, outcome
+
+    def delete(
+        self,
+        principal: Principal,
+        *,
+        subject_id: str,
+        collection: str,
+        record_id: str,
+        purpose: str,
+        expected_version: int,
+    ) -> AccessOutcome:
+        """Delete one record: needs ``erase`` on every field of its collection."""
+        specs = self._fields(collection, None)
+        outcome, _ = self._decide(
+            principal,
+            action="erase",
+            subject_id=subject_id,
+            collection=collection,
+            fields=specs,
+            purpose=purpose,
+            record_id=record_id,
+        )
+        if outcome.masked_fields:
+            raise self._refuse(outcome, f"deletion of {collection}/{record_id}")
+        self.records.delete(
+            Actor(principal.id, principal.org),
+            subject_id,
+            collection,
+            record_id,
+            expected_version=expected_version,
+        )
+        return outcome
+
+    def erase_subject(self, principal: Principal, *, subject_id: str, purpose: str, reason: str) -> Any:
+        """Crypto-shred a subject (right to erasure): needs ``erase`` on every collection's fields."""
+        for collection in self.catalog.collections:
+            outcome, _ = self._decide(
+                principal,
+                action="erase",
+                subject_id=subject_id,
+                collection=collection,
+                fields=self._fields(collection, None),
+                purpose=purpose,
+                record_id=None,
+            )
+            if outcome.masked_fields:
+                raise self._refuse(outcome, f"erasure of the subject's {collection}")
+        return self.records.erase(Actor(principal.id, principal.org), subject_id, reason=reason)
+
+    # -- egress ----------------------------------------------------------------
+
+    def egress(self, principal: Principal, request: EgressRequest) -> EgressTransfer:
+        """A transfer out of a region: policy (``egress`` per field), then the region's rules.
+
+        The store checks the region's egress rules, budgets and governance
+        exceptions, and records the transfer (or the refusal) with a digest of
+        exactly what left.
+        """
+        specs = self._fields(request.collection, request.fields)
+        now = self.clock.now()
+        requests = field_requests(
+            principal=principal,
+            action="egress",
+            region=request.region,
+            collection=request.collection,
+            fields=specs,
+            grant=None,
+            subject="",
+            purpose=request.purpose,
+            now=now,
+        )
+        decided = self.decisions.decide(requests)
+        decisions = {spec.name: d for spec, d in zip(specs, decided, strict=True)}
+        event = Event(
+            ACCESS_DECISION,
+            now,
+            {
+                "principal": principal.id,
+                "org": principal.org,
+                "action": "egress",
+                "region": request.region,
+                "collection": request.collection,
+                "record": None,
+                "subject": None,
+                "purpose": request.purpose,
+                "destination": request.destination,
+                "grant": None,
+                "break_glass": False,
+                "allowed": all(d.allowed for d in decided),
+                "fields": [_field_entry(spec, decisions[spec.name]) for spec in specs],
+                "policy_version": decided[0].policy_version if decided else None,
+            },
+        )
+        position = self.recorder.record(event)
+        outcome = AccessOutcome(
+            tuple(n for n, d in decisions.items() if d.allowed),
+            tuple(n for n, d in decisions.items() if not d.allowed),
+            position,
+            decisions,
+        )
+        if outcome.masked_fields:
+            raise self._refuse(outcome, f"egress of {request.collection} to {request.destination}")
+        return self.records.egress(Actor(principal.id, principal.org), request)
+
+
+def _field_entry(spec: FieldSpec, decision: Decision) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "category": spec.category.value,
+        "allowed": decision.allowed,
+        "policies": list(decision.policies),
+        "reasons": list(decision.reasons),
+    }
+
+
+def _decision_event(
+    principal: Principal,
+    *,
+    action: str,
+    region: str,
+    collection: str,
+    record_id: str | None,
+    commitment: str,
+    purpose: str,
+    grant: Grant | None,
+    fields: Sequence[FieldSpec],
+    decisions: Mapping[str, Decision],
+    now: datetime,
+    extra: Mapping[str, Any] | None,
+) -> Event:
+    """The ``access.decision`` entry: who, what, whose (committed), why, the verdict per field."""
+    body: dict[str, Any] = {
+        "principal": principal.id,
+        "org": principal.org,
+        "action": action,
+        "region": region,
+        "collection": collection,
+        "record": record_id,
+        "subject": commitment,
+        "purpose": purpose,
+        "grant": None if grant is None else grant.id,
+        "break_glass": bool(grant is not None and grant.break_glass),
+        "allowed": any(d.allowed for d in decisions.values()),
+        "fields": [_field_entry(spec, decisions[spec.name]) for spec in fields],
+        "policy_version": next(iter(decisions.values())).policy_version if decisions else None,
+    }
+    if extra:
+        body.update(extra)
+    return Event(ACCESS_DECISION, now, body)
+
