@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rempart.access.facts import field_requests
-from rempart.access.model import Grant
+from rempart.access.model import ClockMode, Grant, RequestRecord, Scope
 from rempart.access.principals import Principal
 from rempart.access.service import AccessService
 from rempart.clock import Clock
@@ -329,6 +329,79 @@ class Gateway:
             if outcome.masked_fields:
                 raise self._refuse(outcome, f"erasure of the subject's {collection}")
         return self.records.erase(Actor(principal.id, principal.org), subject_id, reason=reason)
+
+    # -- access requests ---------------------------------------------------------
+
+    def scope(
+        self,
+        *,
+        region: str,
+        fields: Collection[str],
+        subject_ids: Sequence[str] = (),
+        bulk_limit: int | None = None,
+    ) -> Scope:
+        """A request's scope from what people write: subject ids and ``collection.field`` names.
+
+        Subjects are turned into their keyed commitments (scopes and the log
+        never hold subject ids); each must live in ``region``, and each field
+        must be in the catalog.
+        """
+        if isinstance(fields, str) or not fields:
+            raise InvalidInput("a request names at least one field, as collection.field")
+        collections: set[str] = set()
+        for path in fields:
+            collection, dot, name = path.partition(".")
+            if not dot:
+                raise InvalidInput(f"field {path!r} is not written collection.field")
+            self._fields(collection, [name])
+            collections.add(collection)
+        commitments = []
+        for subject_id in dict.fromkeys(subject_ids):
+            home = self.records.home_region(subject_id)
+            if home != region:
+                raise InvalidInput(
+                    f"subject {subject_id!r} lives in region {home!r}, not {region!r}: "
+                    "a request covers one region"
+                )
+            commitments.append(self.records.subject_commitment(subject_id))
+        subjects = tuple(sorted(commitments))
+        return Scope(region, frozenset(collections), frozenset(fields), subjects, bulk_limit)
+
+    def request_access(
+        self,
+        principal: Principal,
+        *,
+        scope: Scope,
+        purpose: str,
+        ticket: str,
+        duration: timedelta,
+        start_at: datetime | None = None,
+        clock_mode: ClockMode = ClockMode.AT_APPROVAL,
+    ) -> RequestRecord:
+        """Submit a just-in-time access request for custodian approval (recorded)."""
+        return self.access.submit(
+            requester=principal.id,
+            scope=scope,
+            purpose=purpose,
+            ticket=ticket,
+            duration=duration,
+            now=self.clock.now(),
+            start_at=start_at,
+            clock_mode=clock_mode,
+        )
+
+    def break_glass(
+        self, principal: Principal, *, scope: Scope, purpose: str, ticket: str, duration: timedelta
+    ) -> RequestRecord:
+        """Open an emergency grant at once (capped, flagged, to be reviewed by a custodian)."""
+        return self.access.open_break_glass(
+            requester=principal.id,
+            scope=scope,
+            purpose=purpose,
+            ticket=ticket,
+            duration=duration,
+            now=self.clock.now(),
+        )
 
     # -- egress ----------------------------------------------------------------
 

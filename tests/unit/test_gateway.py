@@ -247,3 +247,22 @@ def test_break_glass_reads_at_once_flagged_and_its_missing_review_is_reported(wo
     world.clock.advance(hours=25)
     overdue = world.deployment.access.overdue_break_glass_reviews(world.now)
     assert [(v.request_id, v.requester) for v in overdue] == [(record.request.id, "operator:eve")]
+
+
+def test_scopes_are_built_from_subject_ids_and_pinned_to_one_region(world: World) -> None:
+    gw = world.deployment.gateway
+    scope = gw.scope(region="us", fields=["contact.email", "profile.handle"], subject_ids=["u1", "u2"])
+    assert scope.collections == frozenset({"contact", "profile"})
+    assert scope.subjects == tuple(sorted([world.commitment("u1"), world.commitment("u2")]))
+    with pytest.raises(Exception, match="lives in region 'row', not 'us'"):
+        gw.scope(region="us", fields=["contact.email"], subject_ids=["r1"])
+    with pytest.raises(Exception, match="not written collection.field"):
+        gw.scope(region="us", fields=["email"], subject_ids=["u1"])
+    record = gw.request_access(
+        world.principal("operator:alice"),
+        scope=scope,
+        purpose="customer_support",
+        ticket="T-9",
+        duration=timedelta(hours=1),
+    )
+    assert record.request.scope == scope
