@@ -120,6 +120,30 @@ class OpenJob:
     keys: Mapping[str, SubjectKeyRow]
 
 
+def plan_rows(transformer: RowTransformer, job: PlanJob) -> PlannedBatch:
+    """Decide a batch again without sealing: the leaves of what migrates, and rows that no longer do."""
+    leaves: list[tuple[str, RecordKey, bytes]] = []
+    failures: list[tuple[SourceKey, str]] = []
+    keys: list[SourceKey] = []
+    for row in job.rows:
+        if row.key in job.skip:
+            continue
+        plan = transformer.plan(row, job.homes)
+        if isinstance(plan, Rejection):
+            failures.append((row.key, f"{plan.reason.value}: {plan.message}"))
+            continue
+        keys.append(row.key)
+        for rec in plan.records:
+            leaves.append(
+                (
+                    plan.region,
+                    (plan.subject_id, rec.collection, rec.record_id),
+                    record_leaf(plan.region, plan.subject_id, rec),
+                )
+            )
+    return PlannedBatch(job.seq, leaves, failures, keys)
+
+
 class _Worker:
     def __init__(self, context: WorkContext, custody: KeyCustody) -> None:
         self.context = context
@@ -231,26 +255,7 @@ class _Worker:
         return plan
 
     def plan(self, job: PlanJob) -> PlannedBatch:
-        leaves: list[tuple[str, RecordKey, bytes]] = []
-        failures: list[tuple[SourceKey, str]] = []
-        keys: list[SourceKey] = []
-        for row in job.rows:
-            if row.key in job.skip:
-                continue
-            plan = self.transformer.plan(row, job.homes)
-            if isinstance(plan, Rejection):
-                failures.append((row.key, f"{plan.reason.value}: {plan.message}"))
-                continue
-            keys.append(row.key)
-            for rec in plan.records:
-                leaves.append(
-                    (
-                        plan.region,
-                        (plan.subject_id, rec.collection, rec.record_id),
-                        record_leaf(plan.region, plan.subject_id, rec),
-                    )
-                )
-        return PlannedBatch(job.seq, leaves, failures, keys)
+        return plan_rows(self.transformer, job)
 
     def open(self, job: OpenJob) -> list[tuple[RecordKey, bytes | str]]:
         """Leaf of each stored record after opening it, or why it did not open."""
