@@ -34,6 +34,7 @@ from rempart.store.region import (
     prepare_subject_keys,
     seal_record,
 )
+from rempart.store.service import RecordService
 
 RecordKey = tuple[str, str, str]
 T = TypeVar("T")
@@ -273,6 +274,12 @@ class _Worker:
                 continue
             out.append((key, record_leaf(job.region, sealed.subject_id, record)))
         return out
+
+
+def work_context(service: RecordService, mapping: MigrationMapping, custody: KeyCustody) -> WorkContext:
+    """The workers' context for a deployment: each region's ring, and the keyring file if it is one."""
+    keyring = custody.path if isinstance(custody, LocalKeyring) else None
+    return WorkContext(mapping, service.catalog, {n: s.ring for n, s in service.regions.items()}, keyring)
 
 
 _worker: _Worker | None = None

@@ -47,7 +47,7 @@ from rempart.clock import Clock, format_time
 from rempart.errors import Conflict
 from rempart.events import EventRecorder
 from rempart.log.sequencer import LogPosition
-from rempart.migrate._work import SealedBatch, SealJob, WorkContext, WorkPool
+from rempart.migrate._work import SealedBatch, SealJob, WorkContext, WorkPool, work_context
 from rempart.migrate.mapping import MigrationMapping
 from rempart.migrate.progress import (
     REGION_SCHEMA,
@@ -122,9 +122,7 @@ class MigrationRunner:
         self.actor = actor
         self.workers = workers
         self.custody = custody if custody is not None else next(iter(service.regions.values())).custody
-        self.context = context or WorkContext(
-            mapping, service.catalog, {name: store.ring for name, store in service.regions.items()}
-        )
+        self.context = context or work_context(service, mapping, self.custody)
         self.depth = max(1, depth)
         self.transformer = RowTransformer(mapping, service.catalog)
         self.run_id = mapping.name

@@ -28,7 +28,15 @@ from typing import Any
 from rempart.clock import Clock, format_time
 from rempart.errors import Conflict, VerificationFailed
 from rempart.events import EventRecorder
-from rempart.migrate._work import OpenJob, PlanJob, PlannedBatch, RecordKey, WorkContext, WorkPool
+from rempart.migrate._work import (
+    OpenJob,
+    PlanJob,
+    PlannedBatch,
+    RecordKey,
+    WorkContext,
+    WorkPool,
+    work_context,
+)
 from rempart.migrate.mapping import MigrationMapping
 from rempart.migrate.progress import BatchState, ProgressStore
 from rempart.migrate.source import LegacySource, PostgresSource, SourceRow
@@ -141,10 +149,8 @@ def verify_run(
     batches = progress.batches(mapping.name)
     quarantined = progress.quarantined_keys(mapping.name)
     transformer = RowTransformer(mapping, service.catalog)
-    context = context or WorkContext(
-        mapping, service.catalog, {name: store.ring for name, store in service.regions.items()}
-    )
     custody = custody if custody is not None else next(iter(service.regions.values())).custody
+    context = context or work_context(service, mapping, custody)
     report = VerificationReport(mapping.name, batches=len(batches))
     expected: dict[str, dict[RecordKey, bytes]] = {name: {} for name in service.regions}
     order: dict[int, list[RecordKey]] = {}
