@@ -13,6 +13,7 @@ import typer
 from rempart.cli import audit as _audit  # noqa: F401  (attaches `rempart audit …`)
 from rempart.cli import governance as _governance  # noqa: F401  (attaches `rempart trust-root|proposal …`)
 from rempart.cli import log as _log  # noqa: F401  (attaches `rempart log …`)
+from rempart.cli import migrate as _migrate  # noqa: F401  (attaches `rempart migrate …`)
 from rempart.cli import release as _release  # noqa: F401  (attaches `rempart release …`)
 from rempart.cli import witness as _witness  # noqa: F401  (attaches `rempart witness …`)
 from rempart.cli._app import app, console_err
