@@ -1,0 +1,41 @@
+"""What every route needs from the app: the operations, and the principal behind a token."""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+from fastapi import Request
+
+from rempart.access import Principal
+from rempart.api.operations import Operations
+from rempart.store.catalog import PURPOSES
+
+__all__ = ["COLLECTION", "PRINCIPAL_ID", "SUBJECT_ID", "PurposeCode", "acting", "operations"]
+
+PurposeCode = Literal[
+    "customer_support",
+    "legal_request",
+    "security_incident",
+    "service_debugging",
+    "data_subject_request",
+    "interoperability",
+    "business_metrics",
+    "safety_moderation",
+]
+if set(get_args(PurposeCode)) != set(PURPOSES):  # pragma: no cover - caught by any import
+    raise RuntimeError("PurposeCode must list exactly rempart.store.catalog.PURPOSES")
+
+SUBJECT_ID: Final = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+COLLECTION: Final = r"^[a-z][a-z0-9_]{0,62}$"
+PRINCIPAL_ID: Final = r"^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+
+
+def operations(request: Request) -> Operations:
+    ops: Operations = request.app.state.operations
+    return ops
+
+
+def acting(request: Request, token: str) -> Principal:
+    """The authenticated principal (runs in the route's worker thread: it reads the database)."""
+    principal: Principal = request.app.state.authenticator.principal(token, request)
+    return principal

@@ -1,0 +1,140 @@
+"""Bearer-token authentication for every route but the public ones, with failures rate-limited.
+
+Each client address has a token bucket of allowed authentication failures
+(missing, malformed, unknown, expired or revoked tokens, disabled
+principals). While its bucket is empty, that address gets ``429`` with
+``Retry-After`` before its token is even looked at, so guessing tokens
+costs time. Successful authentications cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from rempart.access import Principal, TokenStore
+from rempart.client import RateLimited
+from rempart.clock import Clock
+from rempart.errors import Unauthenticated
+
+__all__ = ["AuthFailureLimiter", "Authenticator", "BearerToken", "bearer_scheme"]
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A Rempart API token (rpt_…), issued with POST /tokens or `rempart tokens issue`.",
+)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class AuthFailureLimiter:
+    """A token bucket per client address: ``burst`` failures at once, refilled at ``rate`` per second."""
+
+    def __init__(
+        self,
+        *,
+        burst: int = 20,
+        rate: float = 0.5,
+        max_addresses: int = 100_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if burst < 1 or rate <= 0:
+            raise ValueError("burst must be at least 1 and rate above 0")
+        self.burst = burst
+        self.rate = rate
+        self.max_addresses = max_addresses
+        self._now = monotonic
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _refill(self, address: str, now: float) -> _Bucket | None:
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            return None
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.updated = now
+        if bucket.tokens >= self.burst:
+            del self._buckets[address]  # full again: forget the address
+            return None
+        return bucket
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until this address may try again, or None if it may try now."""
+        if not self._buckets:  # the common case: nobody failed lately
+            return None
+        with self._lock:
+            bucket = self._refill(address, self._now())
+            if bucket is None or bucket.tokens >= 1:
+                return None
+            return max(1, math.ceil((1 - bucket.tokens) / self.rate))
+
+    def failed(self, address: str) -> None:
+        """Take one failure out of this address's bucket."""
+        with self._lock:
+            now = self._now()
+            bucket = self._refill(address, now)
+            if bucket is None:
+                bucket = _Bucket(float(self.burst), now)
+                self._buckets[address] = bucket
+                while len(self._buckets) > self.max_addresses:
+                    self._buckets.popitem(last=False)
+            bucket.tokens = max(0.0, bucket.tokens - 1)
+            self._buckets.move_to_end(address)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def _bearer(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> str:
+    """The presented token (checked later, in the route's thread); refused early while rate-limited."""
+    authenticator: Authenticator = request.app.state.authenticator
+    address = client_address(request)
+    wait = authenticator.limiter.retry_after(address)
+    if wait is not None:
+        raise RateLimited(
+            f"too many failed authentications from {address}; try again in {wait} s",
+            retry_after=wait,
+        )
+    if credentials is None:
+        authenticator.limiter.failed(address)
+        raise Unauthenticated(
+            "missing bearer token: send Authorization: Bearer rpt_… (issue one with `rempart tokens issue`)"
+        )
+    return credentials.credentials
+
+
+BearerToken = Annotated[str, Security(_bearer)]
+"""A route parameter: the bearer token presented (documented in OpenAPI as the ``bearer`` scheme)."""
+
+
+class Authenticator:
+    """Turns a presented token into its principal (TokenStore), counting failures per address."""
+
+    def __init__(self, tokens: TokenStore, clock: Clock, limiter: AuthFailureLimiter) -> None:
+        self.tokens = tokens
+        self.clock = clock
+        self.limiter = limiter
+
+    def principal(self, token: str, request: Request) -> Principal:
+        try:
+            return self.tokens.authenticate(token, self.clock.now())
+        except Unauthenticated:
+            self.limiter.failed(client_address(request))
+            raise

@@ -1,0 +1,98 @@
+"""Records: ``/subjects/{subject_id}/records/{collection}[/{record_id}]``, always through the gateway."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from rempart.api._edge import COLLECTION, SUBJECT_ID, PurposeCode, acting, operations
+from rempart.api.auth import BearerToken
+from rempart.api.models import RecordDeletedView, RecordPageView, RecordView, RecordWriteBody
+
+router = APIRouter(tags=["records"])
+
+SubjectId = Annotated[str, Path(pattern=SUBJECT_ID, description="The data subject's id.")]
+Collection = Annotated[str, Path(pattern=COLLECTION, description="A catalog collection.")]
+RecordId = Annotated[str, Path(pattern=SUBJECT_ID, description="The record's id within the collection.")]
+Purpose = Annotated[PurposeCode, Query(description="Why: one of the purpose codes.")]
+Fields = Annotated[
+    list[str] | None,
+    Query(description="Only these fields (repeat, or comma-separate); default: every field."),
+]
+
+
+@router.get("/subjects/{subject_id}/records/{collection}/{record_id}", response_model=RecordView)
+def get_record(
+    request: Request,
+    token: BearerToken,
+    subject_id: SubjectId,
+    collection: Collection,
+    record_id: RecordId,
+    purpose: Purpose,
+    fields: Fields = None,
+) -> Any:
+    """Read one record: decided per field, recorded in the log, fields outside the decision masked."""
+    principal = acting(request, token)
+    return operations(request).get_record(
+        principal, subject_id, collection, record_id, purpose=purpose, fields=fields
+    )
+
+
+@router.get("/subjects/{subject_id}/records/{collection}", response_model=RecordPageView)
+def list_records(
+    request: Request,
+    token: BearerToken,
+    subject_id: SubjectId,
+    collection: Collection,
+    purpose: Purpose,
+    fields: Fields = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Any:
+    """A subject's records of one collection, a page at a time (``next_cursor`` for the next)."""
+    principal = acting(request, token)
+    return operations(request).list_records(
+        principal, subject_id, collection, purpose=purpose, fields=fields, limit=limit, cursor=cursor
+    )
+
+
+@router.put("/subjects/{subject_id}/records/{collection}/{record_id}", response_model=RecordView)
+def put_record(
+    request: Request,
+    token: BearerToken,
+    subject_id: SubjectId,
+    collection: Collection,
+    record_id: RecordId,
+    purpose: Purpose,
+    body: RecordWriteBody,
+) -> Any:
+    """Create or replace a record in the subject's home region (every field must be allowed)."""
+    principal = acting(request, token)
+    return operations(request).put_record(
+        principal,
+        subject_id,
+        collection,
+        record_id,
+        values=body.values,
+        purpose=purpose,
+        expected_version=body.expected_version,
+        region=body.region,
+    )
+
+
+@router.delete("/subjects/{subject_id}/records/{collection}/{record_id}", response_model=RecordDeletedView)
+def delete_record(
+    request: Request,
+    token: BearerToken,
+    subject_id: SubjectId,
+    collection: Collection,
+    record_id: RecordId,
+    purpose: Purpose,
+    expected_version: Annotated[int, Query(ge=0, description="The version you read.")],
+) -> Any:
+    """Delete one record (needs ``erase`` on every field of its collection)."""
+    principal = acting(request, token)
+    return operations(request).delete_record(
+        principal, subject_id, collection, record_id, purpose=purpose, expected_version=expected_version
+    )
