@@ -172,7 +172,11 @@ default = "row"
 [[records]]
 collection = "contact"
 record_id = "main"
-fields = {{ email = "email", phone = "phone", postal_address = "postal_address", email_verified = "verified" }}
+[records.fields]
+email = "email"
+phone = "phone"
+postal_address = "postal_address"
+email_verified = "verified"
 """
     )
     create_signer(folder / "keys" / "log.key", "bench.example/log")
@@ -262,12 +266,24 @@ def main(argv: list[str]) -> None:
     all_rate = rows / (result["run_s"] + result["verify_s"])
     table = [
         ("PostgreSQL COPY into a plain table (floor)", f"{floor_s:.2f}", round(copy_rate), "100%"),
-        ("migrate run (route, keys, seal, digests, log)", f"{result['run_s']:.2f}", round(run_rate),
-         f"{run_rate / copy_rate:.1%}"),
-        ("migrate verify (source + decrypted destination)", f"{result['verify_s']:.2f}", round(verify_rate),
-         f"{verify_rate / copy_rate:.1%}"),
-        ("run + verify (everything on)", f"{result['run_s'] + result['verify_s']:.2f}", round(all_rate),
-         f"{all_rate / copy_rate:.1%}"),
+        (
+            "migrate run (route, keys, seal, digests, log)",
+            f"{result['run_s']:.2f}",
+            round(run_rate),
+            f"{run_rate / copy_rate:.1%}",
+        ),
+        (
+            "migrate verify (source + decrypted destination)",
+            f"{result['verify_s']:.2f}",
+            round(verify_rate),
+            f"{verify_rate / copy_rate:.1%}",
+        ),
+        (
+            "run + verify (everything on)",
+            f"{result['run_s'] + result['verify_s']:.2f}",
+            round(all_rate),
+            f"{all_rate / copy_rate:.1%}",
+        ),
     ]
     print_table(
         f"migration of {rows:,} legacy rows ({workers} workers, batches of {batch})",
@@ -282,7 +298,11 @@ def main(argv: list[str]) -> None:
             "batch_size": batch,
             "copy_floor": {"seconds": floor_s, "rows_per_s": copy_rate},
             "run": {"seconds": result["run_s"], "rows_per_s": run_rate, "of_copy": run_rate / copy_rate},
-            "verify": {"seconds": result["verify_s"], "rows_per_s": verify_rate, "of_copy": verify_rate / copy_rate},
+            "verify": {
+                "seconds": result["verify_s"],
+                "rows_per_s": verify_rate,
+                "of_copy": verify_rate / copy_rate,
+            },
             "run_and_verify": {"rows_per_s": all_rate, "of_copy": all_rate / copy_rate},
             "goal_of_copy": 0.25,
             "batches": result["batches"],

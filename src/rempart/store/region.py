@@ -671,20 +671,33 @@ class RegionStore:
         return out
 
     def _insert_rows(
-        self, tx: Transaction, table: str, columns: Sequence[tuple[str, str]], rows: list[Any]
+        self,
+        tx: Transaction,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: list[Any],
+        *,
+        on_conflict: str = "",
     ) -> int:
         """Insert many rows in one statement on PostgreSQL (``unnest`` of one array per column),
-        ``executemany`` on SQLite. ``columns`` are (name, PostgreSQL array type)."""
+        ``executemany`` on SQLite; returns how many were inserted. ``columns`` are (name,
+        PostgreSQL array type); ``on_conflict`` is an optional ``ON CONFLICT …`` clause."""
         if not rows:
             return 0
         names = ", ".join(name for name, _ in columns)
         if self.db.dialect == "postgres":
             arrays = [list(col) for col in zip(*rows, strict=True)]
             casts = ", ".join(f"?::{kind}[]" for _, kind in columns)
-            cur = tx.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({casts})", arrays)
+            cur = tx.execute(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({casts}) {on_conflict}", arrays
+            )
             return int(cur.rowcount)
-        tx.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows)
-        return len(rows)
+        before = tx.execute("SELECT total_changes()").fetchone()
+        tx.executemany(
+            f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}", rows
+        )
+        after = tx.execute("SELECT total_changes()").fetchone()
+        return int(after[0]) - int(before[0]) if before and after else 0
 
     def put_many(
         self,
@@ -726,6 +739,7 @@ class RegionStore:
                     )
                     for r in keys
                 ],
+                on_conflict="ON CONFLICT (subject_id) DO NOTHING",
             )
             if inserted != len(keys):
                 raise Conflict(f"region {self.region!r} already holds keys for some of these subjects")

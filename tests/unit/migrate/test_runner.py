@@ -1,4 +1,4 @@
-"""The run end to end on a real SQLite deployment: routing, quarantine, counts, events, idempotence, crashes."""
+"""The run end to end on a real SQLite deployment: routing, quarantine, counts, events, resumes."""
 
 from __future__ import annotations
 
