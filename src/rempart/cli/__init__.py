@@ -10,11 +10,17 @@ import sys
 
 import typer
 
+from rempart.cli import access as _access  # noqa: F401  (attaches `rempart access …`)
 from rempart.cli import audit as _audit  # noqa: F401  (attaches `rempart audit …`)
+from rempart.cli import demo as _demo  # noqa: F401  (attaches `rempart demo`)
 from rempart.cli import governance as _governance  # noqa: F401  (attaches `rempart trust-root|proposal …`)
+from rempart.cli import keys as _keys  # noqa: F401  (attaches `rempart keys …`)
 from rempart.cli import log as _log  # noqa: F401  (attaches `rempart log …`)
 from rempart.cli import migrate as _migrate  # noqa: F401  (attaches `rempart migrate …`)
+from rempart.cli import principals as _principals  # noqa: F401  (attaches `rempart principals|tokens …`)
+from rempart.cli import records as _records  # noqa: F401  (attaches `rempart subjects|records|erase|egress`)
 from rempart.cli import release as _release  # noqa: F401  (attaches `rempart release …`)
+from rempart.cli import server as _server  # noqa: F401  (attaches `rempart init|serve`)
 from rempart.cli import witness as _witness  # noqa: F401  (attaches `rempart witness …`)
 from rempart.cli._app import app, console_err
 from rempart.errors import InvalidInput, RempartError, VerificationFailed
