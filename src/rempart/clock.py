@@ -47,7 +47,10 @@ def format_time(when: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a ``Z``: the one time format of log entries."""
     if when.tzinfo is None:
         raise ValueError("times must be timezone-aware")
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    # isoformat is done in C; strftime is several times slower, and every log entry pays it.
+    return when.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:

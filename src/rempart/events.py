@@ -6,7 +6,7 @@ mean an auditor who re-encodes a parsed entry gets the same leaf hash.
 Entries never carry personal data in clear: a subject appears as a
 :func:`subject_commitment`.
 
->>> from datetime import datetime
+>>> from datetime import UTC, datetime
 >>> e = Event("example.thing", datetime(2026, 1, 1, tzinfo=UTC), {"n": 1})
 >>> e.encode()
 b'{"n":1,"time":"2026-01-01T00:00:00.000000Z","type":"example.thing","v":1}'
@@ -44,27 +44,47 @@ ENVELOPE_KEYS = frozenset({"v", "type", "time"})
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
-def _check_value(value: Any, path: str) -> None:
-    if value is None or isinstance(value, bool | int | str):
-        return
-    if isinstance(value, float):
-        raise InvalidInput(f"{path}: floats are not allowed in log entries (not canonical)")
-    if isinstance(value, list | tuple):
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _find_bad_value(value: Any, path: str) -> str | None:
+    """The path and reason of the first value canonical JSON cannot hold, or None.
+
+    Written for the hot path (every log entry passes here): exact type checks
+    first, ABC checks only for unusual types, and the path is only built once
+    something is wrong.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return None
+    if kind is dict or (kind not in (list, tuple) and isinstance(value, Mapping)):
+        for key, item in value.items():
+            if type(key) is not str:
+                return f"{path}: object keys must be strings"
+            if type(item) not in _SCALARS:
+                bad = _find_bad_value(item, f"{path}.{key}")
+                if bad is not None:
+                    return bad
+        return None
+    if kind is list or kind is tuple:
         for i, item in enumerate(value):
-            _check_value(item, f"{path}[{i}]")
-        return
-    if isinstance(value, Mapping):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise InvalidInput(f"{path}: object keys must be strings")
-            _check_value(item, f"{path}.{k}")
-        return
-    raise InvalidInput(f"{path}: {type(value).__name__} cannot go into a log entry")
+            if type(item) not in _SCALARS:
+                bad = _find_bad_value(item, f"{path}[{i}]")
+                if bad is not None:
+                    return bad
+        return None
+    if kind is float:
+        return f"{path}: floats are not allowed in log entries (not canonical)"
+    if isinstance(value, str | int):  # subclasses (enums): JSON writes them as their value
+        return None
+    return f"{path}: {kind.__name__} cannot go into a log entry"
 
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no insignificant whitespace, UTF-8; floats refused."""
-    _check_value(value, "$")
+    bad = _find_bad_value(value, "$")
+    if bad is not None:
+        raise InvalidInput(bad)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

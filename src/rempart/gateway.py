@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rempart.access.facts import field_requests
-from rempart.access.model import ClockMode, Grant, RequestRecord, Scope
+from rempart.access.model import ClockMode, Grant, RequestRecord, Scope, grant_context
 from rempart.access.principals import Principal
 from rempart.access.service import AccessService
 from rempart.clock import Clock
@@ -39,7 +39,8 @@ from rempart.errors import InvalidInput, PermissionDenied
 from rempart.events import Event, EventRecorder
 from rempart.log.sequencer import LogPosition
 from rempart.policy.batcher import DecisionBatcher
-from rempart.policy.model import Decision
+from rempart.policy.model import Decision, RecordContext
+from rempart.policy.policy_set import CompiledPolicies
 from rempart.store.catalog import Catalog, FieldSpec, check_purpose
 from rempart.store.egress import EgressRequest, EgressTransfer
 from rempart.store.records import Actor, Page, Record
@@ -48,6 +49,7 @@ from rempart.store.service import RecordService
 __all__ = ["ACCESS_DECISION", "AccessOutcome", "Gateway", "GatewayPage", "GatewayRead"]
 
 ACCESS_DECISION = "access.decision"
+_MEMO_SIZE = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ class Gateway:
         self.decisions = decisions
         self.recorder = recorder
         self.clock = clock
+        self._memo: dict[tuple[Any, ...], tuple[CompiledPolicies, tuple[Decision, ...]]] = {}
 
     @property
     def catalog(self) -> Catalog:
@@ -141,18 +144,9 @@ class Gateway:
         region = self.records.home_region(subject_id)
         commitment = self.records.subject_commitment(subject_id)
         grant = self.access.grant_for_use(principal.id, region, collection, commitment, purpose, now)
-        requests = field_requests(
-            principal=principal,
-            action=action,
-            region=region,
-            collection=collection,
-            fields=fields,
-            grant=grant,
-            subject=commitment,
-            purpose=purpose,
-            now=now,
+        decided = self._decide_fields(
+            principal, action, region, collection, fields, grant, commitment, purpose, now
         )
-        decided = self.decisions.decide(requests)
         decisions = {spec.name: d for spec, d in zip(fields, decided, strict=True)}
         allowed = tuple(n for n, d in decisions.items() if d.allowed)
         masked = tuple(n for n, d in decisions.items() if not d.allowed)
@@ -173,6 +167,53 @@ class Gateway:
         position = self.recorder.record(event)  # durable, or AuditUnavailable: fail closed
         outcome = AccessOutcome(allowed, masked, position, decisions)
         return outcome, region
+
+    def _decide_fields(
+        self,
+        principal: Principal,
+        action: str,
+        region: str,
+        collection: str,
+        fields: Sequence[FieldSpec],
+        grant: Grant | None,
+        commitment: str,
+        purpose: str,
+        now: datetime,
+    ) -> Sequence[Decision]:
+        """One decision per field, memoized on every input Cedar sees.
+
+        The key holds the policy set in force, the principal's entity, the
+        action, the fields' catalog entries (category, purposes) and the
+        request context (purpose and the grant facts at ``now``: status,
+        scope, whether it covers this subject). Cedar's answer is a pure
+        function of exactly these, so a hit is what Cedar would say; any
+        change of policy, principal, grant state or time-derived fact is a
+        different key. The engine below has the same memo per request; this
+        one saves building the requests of an access seen before.
+        """
+        entity = principal.entity()
+        context = RecordContext(purpose, grant_context(grant, commitment, now))
+        policies = self.decisions.engine.policies
+        key = (policies.version, entity, action, region, collection, tuple(fields), context)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is policies:
+            return hit[1]
+        requests = field_requests(
+            principal=entity,
+            action=action,
+            region=region,
+            collection=collection,
+            fields=fields,
+            grant=grant,
+            subject=commitment,
+            purpose=purpose,
+            now=now,
+        )
+        decided = tuple(self.decisions.decide(requests))
+        if len(self._memo) >= _MEMO_SIZE:
+            self._memo.clear()  # cheap bound: a full memo refills from the engine's own memo
+        self._memo[key] = (policies, decided)
+        return decided
 
     @staticmethod
     def _refuse(outcome: AccessOutcome, what: str) -> PermissionDenied:

@@ -13,7 +13,7 @@ does the same hashing with a fraction of the interpreter work, and storage
 writes one row per 256 entries instead of two rows per entry.
 
 >>> from rempart.tlog.merkle import leaf_hash, naive_root
->>> leaves = [leaf_hash(bytes([i])) for i in range(300)]
+>>> leaves = [leaf_hash(i.to_bytes(2, "big")) for i in range(300)]
 >>> tree = TiledTree.empty()
 >>> _ = tree.extend(leaves)
 >>> tree.size, tree.root() == naive_root(leaves)
@@ -101,9 +101,15 @@ def check_extends(old: bytes | None, new: bytes) -> None:
         raise Conflict("a stored tile row has the wrong length")
     if old == new:
         return
-    for offset in range(0, len(old), HASH_SIZE):
-        previous = old[offset : offset + HASH_SIZE]
-        if previous != _ZERO and previous != new[offset : offset + HASH_SIZE]:
+    # Each sub-level fills left to right, so what ``old`` holds of it is a prefix:
+    # find its end (trailing zero bytes stripped, rounded up to whole hashes) and
+    # compare that prefix in one go.
+    for sub in range(TILE_HEIGHT):
+        start = _SUB_OFFSET[sub]
+        end = start + (TILE_WIDTH >> sub) * HASH_SIZE
+        filled = len(old[start:end].rstrip(b"\x00"))
+        stop = start + -(-filled // HASH_SIZE) * HASH_SIZE
+        if old[start:stop] != new[start:stop]:
             raise Conflict("log append would overwrite a stored node hash")
 
 
