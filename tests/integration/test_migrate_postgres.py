@@ -203,7 +203,9 @@ fields = {{ email = "email", phone = "phone", email_verified = {{ column = "veri
         "batch": 4,
         "region": "row",
         "reason": "undecodable_value",
-        "message": "contact.email_verified (column 'verified', type boolean): a str of length 5 is not a boolean",
+        "message": (
+            "contact.email_verified (column 'verified', type boolean): a str of length 5 is not a boolean"
+        ),
     }
     # Rows really are in the right databases: us on PostgreSQL, row in SQLite, nothing twice.
     with psycopg.connect(us) as conn:
