@@ -356,14 +356,22 @@ class Gateway:
         return outcome
 
     def erase_subject(self, principal: Principal, *, subject_id: str, purpose: str, reason: str) -> Any:
-        """Crypto-shred a subject (right to erasure): needs ``erase`` on every collection's fields."""
-        for collection in self.catalog.collections:
+        """Crypto-shred a subject (right to erasure).
+
+        Needs ``erase`` allowed on every protected and excepted field of every
+        collection (the personal data); public fields go with the subject.
+        Each collection's decision is recorded before anything is destroyed.
+        """
+        for collection, spec in self.catalog.collections.items():
+            personal = [f for f in spec.fields.values() if f.category.value != "public"]
+            if not personal:
+                continue
             outcome, _ = self._decide(
                 principal,
                 action="erase",
                 subject_id=subject_id,
                 collection=collection,
-                fields=self._fields(collection, None),
+                fields=personal,
                 purpose=purpose,
                 record_id=None,
             )
