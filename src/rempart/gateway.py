@@ -333,14 +333,18 @@ class Gateway:
         purpose: str,
         expected_version: int,
     ) -> AccessOutcome:
-        """Delete one record: needs ``erase`` on every field of its collection."""
+        """Delete one record: needs ``erase`` on its collection's personal fields.
+
+        A collection of public fields only needs ``write`` on them instead.
+        """
         specs = self._fields(collection, None)
+        personal = [f for f in specs if f.category.value != "public"]
         outcome, _ = self._decide(
             principal,
-            action="erase",
+            action="erase" if personal else "write",
             subject_id=subject_id,
             collection=collection,
-            fields=specs,
+            fields=personal or specs,
             purpose=purpose,
             record_id=record_id,
         )
