@@ -1,23 +1,35 @@
 """``rempart audit …``: what an outside auditor runs against a log's public read path.
 
-``sync`` mirrors and verifies the log incrementally; ``compare`` is the gossip
-check between two parties' checkpoints. (Invariant replay and reports come
-next, in this same file.)
+``sync`` mirrors and verifies the log incrementally (and notes, in
+``<state>/sync-trust.json``, the keys and witness threshold it verified with);
+``compare`` is the gossip check between two parties' checkpoints; ``check``
+replays the mirror against the agreement's invariants; ``report`` writes the
+regulator's HTML and JSON report with a proof per finding; ``subject-report``
+writes one data subject's "who accessed my data" report with a proof per
+line; ``verify-proof`` checks C2SP tlog-proof files offline.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import re
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from rempart.audit.invariants import ReplayResult, replay
 from rempart.audit.mirror import LogTrust, Mirror, compare_checkpoints
+from rempart.audit.report import write_report
+from rempart.audit.subject_report import MirrorView, build_subject_report, verify_entry_proof, write_file
 from rempart.cli._app import app, console, emit_json
-from rempart.clock import SystemClock
-from rempart.errors import InvalidInput
+from rempart.clock import SystemClock, format_time, parse_time
+from rempart.errors import InvalidInput, NotFound
+from rempart.events import Event
+from rempart.governance.rootstore import TrustRootBundle
 from rempart.log.source import open_source
 from rempart.tlog.cosignature import CosignatureVerifier
 from rempart.tlog.note import Verifier
@@ -85,6 +97,7 @@ def sync(
             report = mirror.sync(source)
     finally:
         source.close()
+    _save_trust(state, trust)
     if json_out:
         emit_json(
             {
@@ -141,5 +154,299 @@ def compare(
         console.print(
             f"consistent: the checkpoint of size {result.older.size} is a prefix of the one of size "
             f"{result.newer.size}",
+            highlight=False,
+        )
+
+
+# -- replay, reports, proofs ------------------------------------------------------------------------
+
+SYNC_TRUST = "sync-trust.json"
+
+StateOption = Annotated[Path, typer.Option(help="The mirror's folder (from rempart audit sync).")]
+TrustRootOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--trust-root",
+        help="Your own trust root chain: every version from 1 (signed notes or bundles), or the folder "
+        "rempart trust-root export wrote. Default: the chain the log itself recorded.",
+    ),
+]
+NowOption = Annotated[
+    str | None, typer.Option(help="Judge deadlines (break-glass reviews) at this RFC 3339 time.")
+]
+OptionalVkey = Annotated[
+    str | None,
+    typer.Option("--vkey", help="The log's verifier key, or @FILE (default: the one the last sync used)."),
+]
+
+
+def _save_trust(state: Path, trust: LogTrust) -> None:
+    """Note which keys and witness threshold the mirror was verified with (replay reports it)."""
+    doc = {
+        "origin": trust.origin,
+        "vkey": trust.log.vkey(),
+        "witnesses": [w.vkey() for w in trust.witnesses],
+        "threshold": trust.threshold,
+    }
+    write_file(state / SYNC_TRUST, (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def _load_trust(state: Path, vkey_text: str | None) -> LogTrust:
+    if vkey_text is not None:
+        return _trust(vkey_text, None, None, None)
+    path = state / SYNC_TRUST
+    if not path.exists():
+        raise NotFound(
+            f"{state} holds no mirror synced by this version of rempart ({SYNC_TRUST} is missing); "
+            "run rempart audit sync first, or give --vkey"
+        )
+    try:
+        doc = json.loads(path.read_text())
+        return _trust(doc["vkey"], doc["witnesses"], int(doc["threshold"]), doc["origin"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"{path} is not what rempart audit sync writes: {exc}") from exc
+
+
+def _version_of(path: Path) -> int:
+    found = re.match(r"(\d+)", path.name)
+    return int(found.group(1)) if found else 0
+
+
+def _trust_chain(paths: list[Path] | None) -> tuple[list[bytes] | None, str]:
+    """The auditor's own chain (and how to name it), or None to take the log's."""
+    if not paths:
+        return None, "log (verified from version 1)"
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted((p for p in path.iterdir() if p.is_file()), key=_version_of))
+        else:
+            files.append(path)
+    chain = []
+    for file in files:
+        data = _read_file(file, "trust root")
+        if data.lstrip().startswith(b"{"):
+            data = TrustRootBundle.parse(data).signed_note
+        chain.append(data)
+    names = ", ".join(str(p) for p in paths)
+    return chain, f"auditor's file ({names})"
+
+
+def _now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise InvalidInput(f"--now {value!r} is not an RFC 3339 time: {exc}") from exc
+
+
+def _print_result(result: ReplayResult) -> None:
+    console.print(
+        f"replayed {result.entries} entries ({result.first_time} to {result.last_time}); "
+        f"trust root version {result.trust_root_version} from the {result.trust_source}; "
+        f"deadlines judged at {result.now}",
+        highlight=False,
+    )
+    table = Table(title="invariants")
+    for column in ("invariant", "checked", "violations", "notices"):
+        table.add_column(column)
+    for row in result.summary():
+        table.add_row(row["invariant"], str(row["checked"]), str(row["violations"]), str(row["notices"]))
+    console.print(table)
+    if result.findings:
+        findings = Table(title="findings")
+        for column in ("entry", "invariant", "severity", "what", "related"):
+            findings.add_column(column, overflow="fold")
+        for f in result.findings:
+            findings.add_row(
+                "-" if f.index is None else str(f.index),
+                f.invariant,
+                f.severity,
+                f.message,
+                ", ".join(map(str, f.related)) or "-",
+            )
+        console.print(findings)
+    verdict = "no violations" if result.ok else f"{len(result.violations)} violation(s)"
+    console.print(f"{verdict}, {len(result.notices)} notice(s)", highlight=False)
+
+
+@audit_app.command("check")
+def check(
+    state: StateOption,
+    trust_root: TrustRootOption = None,
+    now: NowOption = None,
+    vkey_text: OptionalVkey = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Replay every mirrored entry and check the agreement's invariants; exit 1 on any violation."""
+    trust = _load_trust(state, vkey_text)
+    chain, source_name = _trust_chain(trust_root)
+    with Mirror(state, trust=trust, clock=SystemClock()) as mirror:
+        mirrored = mirror.state
+        if mirrored is None:
+            raise NotFound(f"the mirror in {state} was never synced; run rempart audit sync first")
+        result = replay(
+            mirror.entries(),
+            trust_chain=chain,
+            trust_source=source_name,
+            now=_now(now),
+            checkpoint=mirrored.note,
+            mirror_threshold=trust.threshold,
+        )
+    if json_out:
+        emit_json(result.to_json())
+    else:
+        _print_result(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("report")
+def report(
+    state: StateOption,
+    out: Annotated[Path, typer.Option(help="Folder for report.html, report.json and proofs/.")],
+    trust_root: TrustRootOption = None,
+    now: NowOption = None,
+    vkey_text: OptionalVkey = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Write the regulator's report (HTML with charts, the same facts in JSON, a proof per finding)."""
+    trust = _load_trust(state, vkey_text)
+    chain, source_name = _trust_chain(trust_root)
+    with Mirror(state, trust=trust, clock=SystemClock()) as mirror:
+        files = write_report(
+            MirrorView(mirror),
+            out,
+            generated=SystemClock().now(),
+            trust_chain=chain,
+            trust_source=source_name,
+            now=_now(now),
+            mirror_threshold=trust.threshold,
+        )
+    result = files.result
+    if json_out:
+        emit_json(
+            {
+                "ok": result.ok,
+                "violations": len(result.violations),
+                "notices": len(result.notices),
+                "html": str(files.html),
+                "json": str(files.json),
+                "proofs": [str(p) for p in files.proofs],
+            }
+        )
+        return
+    console.print(
+        f"wrote {files.html} and {files.json} ({len(files.proofs)} proof file(s)): "
+        + ("no violations" if result.ok else f"{len(result.violations)} violation(s)"),
+        highlight=False,
+    )
+
+
+def _key_bytes(value: str) -> bytes:
+    text = _text_arg(value, "commitment key")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        try:
+            return base64.b64decode(text, validate=True)
+        except ValueError as exc:
+            raise InvalidInput("the commitment key is hex or base64") from exc
+
+
+@audit_app.command("subject-report")
+def subject_report(
+    state: StateOption,
+    subject: Annotated[str, typer.Option(help="The subject's id.")],
+    key: Annotated[str, typer.Option(help="The subject's commitment key (hex or base64), or @FILE.")],
+    out: Annotated[Path, typer.Option(help="Folder for subject-report.html/.json, proofs/, entries/.")],
+    vkey_text: OptionalVkey = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Who accessed my data: every entry about one subject, each with a proof file checkable offline."""
+    trust = _load_trust(state, vkey_text)
+    with Mirror(state, trust=trust, clock=SystemClock()) as mirror:
+        bundle = build_subject_report(mirror, _key_bytes(key), subject)
+    bundle.write(out)
+    if json_out:
+        emit_json(bundle.to_json())
+        return
+    table = Table(title=f"entries about subject {bundle.report.commitment[:16]}…")
+    for column in ("entry", "time", "what", "org", "who", "purpose", "decision", "fields"):
+        table.add_column(column, overflow="fold")
+    for line in bundle.report.entries:
+        table.add_row(
+            str(line.index),
+            line.time,
+            line.kind,
+            line.org or "-",
+            line.principal or "-",
+            line.purpose or "-",
+            line.decision or "-",
+            ", ".join(line.fields_allowed) or "-",
+        )
+    console.print(table)
+    console.print(
+        f"{len(bundle.report.accesses)} access decision(s); report and {len(bundle.proofs)} proof file(s) "
+        f"in {out}",
+        highlight=False,
+    )
+
+
+@audit_app.command("verify-proof")
+def verify_proof(
+    files: Annotated[list[Path], typer.Argument(help="C2SP tlog-proof files.")],
+    vkey_text: VkeyOption,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="A witness's cosignature key (repeat for each), or @FILE."),
+    ] = None,
+    witness_threshold: Annotated[
+        int | None,
+        typer.Option(help="How many of the --witness keys must cosign (default: all of them).", min=0),
+    ] = None,
+    origin: OriginOption = None,
+    entry: Annotated[
+        Path | None, typer.Option(help="The entry's bytes (default: the proof file's extra line).")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Check proof files offline: each entry is in the log at a checkpoint signed and witnessed enough."""
+    if entry is not None and len(files) != 1:
+        raise InvalidInput("--entry goes with exactly one proof file")
+    trust = _trust(vkey_text, witness, witness_threshold, origin)
+    checked: list[dict[str, Any]] = []
+    for path in files:
+        verified, data = verify_entry_proof(
+            _read_file(path, "proof file"),
+            origin=trust.origin,
+            log=trust.log,
+            witnesses=trust.witnesses,
+            threshold=trust.threshold,
+            entry=None if entry is None else _read_file(entry, "entry"),
+        )
+        try:
+            event = Event.decode(data)
+            what = f"{event.type} of {format_time(event.time)}"
+        except InvalidInput as exc:
+            what = f"an entry that is not a valid event ({exc.message})"
+        checked.append(
+            {
+                "file": str(path),
+                "index": verified.index,
+                "tree_size": verified.checkpoint.size,
+                "cosigned_by": [c.name for c in verified.cosignatures],
+                "entry": what,
+            }
+        )
+    if json_out:
+        emit_json({"verified": True, "proofs": checked})
+        return
+    for c in checked:
+        cosigned = ", ".join(c["cosigned_by"]) or "no witness"
+        console.print(
+            f"{c['file']}: entry {c['index']} ({c['entry']}) is in the log of size {c['tree_size']} "
+            f"(cosigned by {cosigned})",
             highlight=False,
         )
