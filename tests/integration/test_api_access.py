@@ -28,8 +28,14 @@ def api(server: RunningServer, principal: str) -> Client:
 
 def file_request(server: RunningServer, requester: str = "operator:alice", subject: str = "us-0001") -> str:
     with api(server, requester) as me:
-        info = me.request_access(region="us", fields=["contact.email"], subjects=[subject],
-                                 purpose="customer_support", ticket="SUP-1", duration_seconds=1800)
+        info = me.request_access(
+            region="us",
+            fields=["contact.email"],
+            subjects=[subject],
+            purpose="customer_support",
+            ticket="SUP-1",
+            duration_seconds=1800,
+        )
     assert (info.state, info.current_state, info.record.required_approvals) == ("pending", "pending", 1)
     return info.id
 
@@ -62,14 +68,22 @@ def test_a_note_signed_with_another_principals_key_is_refused(server: RunningSer
         # carol's name, dan's key: the signature does not verify with carol's registered key
         forged = sign_approval(
             _renamed(load_signer(server.key("custodian:dan")), "custodian:carol"),
-            request, approver="custodian:carol", decision=ApprovalDecision.APPROVE, time=SystemClock().now(),
+            request,
+            approver="custodian:carol",
+            decision=ApprovalDecision.APPROVE,
+            time=SystemClock().now(),
         )
         with pytest.raises(VerificationFailed) as bad:
             carol.submit_approval(request_id, forged)
         assert bad.value.message.startswith("no signature")
         # dan's genuine note, posted with carol's token: only the signer posts their own notes
-        genuine = sign_approval(load_signer(server.key("custodian:dan")), request, approver="custodian:dan",
-                                decision=ApprovalDecision.APPROVE, time=SystemClock().now())
+        genuine = sign_approval(
+            load_signer(server.key("custodian:dan")),
+            request,
+            approver="custodian:dan",
+            decision=ApprovalDecision.APPROVE,
+            time=SystemClock().now(),
+        )
         with pytest.raises(PermissionDenied) as relayed:
             carol.submit_approval(request_id, genuine)
         assert relayed.value.message == (
@@ -118,26 +132,42 @@ def test_withdraw_and_revoke(server: RunningServer) -> None:
         carol.approve(second, load_signer(server.key("custodian:carol")))
         revoked = carol.revoke(second, reason="ticket closed")
     assert (revoked.state, revoked.record.ended_by, revoked.record.end_reason) == (
-        "revoked", "custodian:carol", "ticket closed")
+        "revoked",
+        "custodian:carol",
+        "ticket closed",
+    )
 
 
 def test_break_glass_opens_at_once_and_is_reviewed(server: RunningServer) -> None:
     with api(server, "operator:alice") as alice:
-        opened = alice.break_glass(region="us", fields=["contact.phone"], subjects=["us-0002"],
-                                   purpose="security_incident", ticket="INC-9", duration_seconds=900)
+        opened = alice.break_glass(
+            region="us",
+            fields=["contact.phone"],
+            subjects=["us-0002"],
+            purpose="security_incident",
+            ticket="INC-9",
+            duration_seconds=900,
+        )
         assert (opened.state, opened.record.request.break_glass) == ("active", True)
         read = alice.get_record("us-0002", "contact", "main", purpose="security_incident", fields=["phone"])
         assert dict(read.fields) == {"phone": "+1 305 555 0199"}
     with api(server, "custodian:carol") as carol:
         reviewed = carol.review(opened.id, load_signer(server.key("custodian:carol")))
     assert [(r.reviewer, r.verdict.value, r.counted) for r in reviewed.record.reviews] == [
-        ("custodian:carol", "upheld", True)]
+        ("custodian:carol", "upheld", True)
+    ]
 
 
 def test_the_parent_cannot_ask(server: RunningServer) -> None:
     with api(server, "parent:bob") as bob, pytest.raises(PermissionDenied) as denied:
-        bob.request_access(region="us", fields=["contact.email"], subjects=["us-0001"],
-                           purpose="customer_support", ticket="X-1", duration_seconds=600)
+        bob.request_access(
+            region="us",
+            fields=["contact.email"],
+            subjects=["us-0001"],
+            purpose="customer_support",
+            ticket="X-1",
+            duration_seconds=600,
+        )
     assert denied.value.message == (
         "parent:bob may not request access: principals of the foreign parent cannot request access "
         "or open break-glass grants"

@@ -24,8 +24,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data = tmp_path_factory.mktemp("admin") / "data"
     made = rempart_cli("init", "--demo", "--data-dir", str(data))
     assert made.returncode == 0, made.stderr
-    published = rempart_cli("release", "publish", "--out", str(data / "tuf"), "--registry-key",
-                            str(data / "demo" / "keys" / "registry.key"), "--data-dir", str(data))
+    published = rempart_cli(
+        "release",
+        "publish",
+        "--out",
+        str(data / "tuf"),
+        "--registry-key",
+        str(data / "demo" / "keys" / "registry.key"),
+        "--data-dir",
+        str(data),
+    )
     assert published.returncode == 0, published.stderr
     with rempart_server(data) as running:
         yield running
@@ -37,13 +45,24 @@ def admin(server: RunningServer) -> Client:
 
 def test_principals_crud_by_an_admin(server: RunningServer) -> None:
     with admin(server) as a:
-        created = a.create_principal(id="operator:zoe", display_name="Zoe", org="operator", location="FR",
-                                     screening="pending", roles=["support"])
+        created = a.create_principal(
+            id="operator:zoe",
+            display_name="Zoe",
+            org="operator",
+            location="FR",
+            screening="pending",
+            roles=["support"],
+        )
         assert (created.id, created.location, created.screening, created.disabled) == (
-            "operator:zoe", "FR", "pending", False)
+            "operator:zoe",
+            "FR",
+            "pending",
+            False,
+        )
         with pytest.raises(Conflict):
-            a.create_principal(id="operator:zoe", display_name="Zoe", org="operator", location="FR",
-                               screening="pending")
+            a.create_principal(
+                id="operator:zoe", display_name="Zoe", org="operator", location="FR", screening="pending"
+            )
         changed = a.update_principal("operator:zoe", screening="cleared", roles=["support", "engineer"])
         assert (changed.screening, changed.roles) == ("cleared", ("engineer", "support"))
         assert a.get_principal("operator:zoe") == changed
@@ -53,8 +72,9 @@ def test_principals_crud_by_an_admin(server: RunningServer) -> None:
         with pytest.raises(NotFound):
             a.get_principal("operator:zoe")
         with pytest.raises(InvalidInput) as bad:
-            a.create_principal(id="operator:x", display_name="X", org="operator", location="usa",
-                               screening="cleared")
+            a.create_principal(
+                id="operator:x", display_name="X", org="operator", location="usa", screening="cleared"
+            )
         assert bad.value.code == "invalid_input"
 
 
@@ -76,14 +96,18 @@ def test_metrics_count_requests_decisions_and_the_log(server: RunningServer) -> 
         bob.get_record("us-0001", "contact", "main", purpose="customer_support")
     with admin(server) as a:
         text = a.metrics()
-    assert 'rempart_http_requests_total{method="GET",route="/subjects/{subject_id}/records/{collection}/' \
-           '{record_id}",status="403"}' in text
-    assert "rempart_gateway_decisions_total{outcome=\"denied\"}" in text
+    assert (
+        'rempart_http_requests_total{method="GET",route="/subjects/{subject_id}/records/{collection}/'
+        '{record_id}",status="403"}' in text
+    )
+    assert 'rempart_gateway_decisions_total{outcome="denied"}' in text
     lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line and line[0] != "#"}
     assert float(lines["rempart_log_size"]) > 40
     assert float(lines["rempart_log_checkpoint_age_seconds"]) >= 0
-    assert 'rempart_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/health"}' in text \
+    assert (
+        'rempart_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/health"}' in text
         or "rempart_http_request_duration_seconds_count" in text
+    )
 
 
 def test_the_log_read_path_and_proofs_verify(server: RunningServer) -> None:
@@ -98,8 +122,12 @@ def test_the_log_read_path_and_proofs_verify(server: RunningServer) -> None:
         assert proof.leaf_hash == leaf_hash(entries[3])
         verify_inclusion(leaf_hash(entries[3]), 3, cp.size, list(proof.hashes), cp.root)
         consistency = public.consistency_proof(10, cp.size)
-        hashes = [base64.b64decode(h) for h in
-                  httpx.get(f"{server.url}/log/proof/inclusion", params={"index": 0, "size": 10}).json()["hashes"]]
+        hashes = [
+            base64.b64decode(h)
+            for h in httpx.get(f"{server.url}/log/proof/inclusion", params={"index": 0, "size": 10}).json()[
+                "hashes"
+            ]
+        ]
         assert len(hashes) == 4
         old_root = _root_of_first(entries, 10)
         verify_consistency(10, cp.size, old_root, cp.root, list(consistency.hashes))

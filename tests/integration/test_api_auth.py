@@ -67,8 +67,9 @@ def test_an_expired_token_is_refused(server: RunningServer) -> None:
         assert Client(server.url, issued.token).whoami().id == "operator:eve"
     # Time passes: the database says the token expired (the server reads it on every request).
     with sqlite3.connect(server.data_dir / "control.db") as db:
-        db.execute("UPDATE access_tokens SET expires_at = ? WHERE id = ?",
-                   ("2026-01-01T00:00:00.000000Z", issued.id))
+        db.execute(
+            "UPDATE access_tokens SET expires_at = ? WHERE id = ?", ("2026-01-01T00:00:00.000000Z", issued.id)
+        )
     body = problem(httpx.get(f"{server.url}/me", headers=bearer(issued.token)), 401, "unauthenticated")
     assert body["detail"] == "the token expired at 2026-01-01T00:00:00.000000Z"
 
@@ -85,8 +86,14 @@ def test_a_revoked_token_is_refused_at_once(server: RunningServer) -> None:
 
 def test_a_disabled_principals_tokens_stop_working(server: RunningServer) -> None:
     with Client(server.url, server.tokens["operator:admin"]) as admin:
-        admin.create_principal(id="operator:temp", display_name="Temp", org="operator", location="US",
-                               screening="cleared", roles=["support"])
+        admin.create_principal(
+            id="operator:temp",
+            display_name="Temp",
+            org="operator",
+            location="US",
+            screening="cleared",
+            roles=["support"],
+        )
         token = admin.issue_token(label="temp", principal="operator:temp").token
         assert Client(server.url, token).whoami().id == "operator:temp"
         admin.disable_principal("operator:temp")
@@ -137,15 +144,21 @@ def test_malformed_and_unknown_input_is_422_naming_the_field(server: RunningServ
     broken = problem(httpx.put(url, content=b'{"values": {', headers=headers), 422, "invalid_input")
     assert broken["errors"][0]["field"] == "body"  # type: ignore[index]
     assert str(broken["errors"][0]["message"]).startswith("the body is not valid JSON")  # type: ignore[index]
-    unknown = problem(httpx.put(url, json={"values": {"bio": "hi"}, "vaules": 1}, headers=headers),
-                      422, "invalid_input")
+    unknown = problem(
+        httpx.put(url, json={"values": {"bio": "hi"}, "vaules": 1}, headers=headers), 422, "invalid_input"
+    )
     assert unknown["errors"] == [
-        {"field": "body.vaules", "message": "unknown field (not part of this request's schema)"}]
-    missing = problem(httpx.put(url.split("?")[0], json={"values": {"bio": "hi"}}, headers=headers),
-                      422, "invalid_input")
+        {"field": "body.vaules", "message": "unknown field (not part of this request's schema)"}
+    ]
+    missing = problem(
+        httpx.put(url.split("?")[0], json={"values": {"bio": "hi"}}, headers=headers), 422, "invalid_input"
+    )
     assert missing["errors"] == [{"field": "query.purpose", "message": "Field required"}]
-    typed = problem(httpx.post(f"{server.url}/subjects", json={"subject_id": 5, "region": "us"},
-                               headers=headers), 422, "invalid_input")
+    typed = problem(
+        httpx.post(f"{server.url}/subjects", json={"subject_id": 5, "region": "us"}, headers=headers),
+        422,
+        "invalid_input",
+    )
     assert typed["errors"][0]["field"] == "body.subject_id"  # type: ignore[index]
 
 
@@ -158,23 +171,39 @@ def test_unknown_routes_and_methods_are_problems_too(server: RunningServer) -> N
 def test_public_routes_need_no_token(server: RunningServer) -> None:
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/ready").json()
-    assert ready == {"ready": True, "checks": {"control": "ok", "region:row": "ok", "region:us": "ok", "log": "ok"}}
+    assert ready == {
+        "ready": True,
+        "checks": {"control": "ok", "region:row": "ok", "region:us": "ok", "log": "ok"},
+    }
     checkpoint = httpx.get(f"{server.url}/log/checkpoint")
     assert checkpoint.status_code == 200 and checkpoint.text.startswith("rempart.local/log\n")
     assert checkpoint.headers["cache-control"] == "no-cache, max-age=0"
     assert httpx.get(f"{server.url}/log/witnessing").json()["configured"] is False
     assert httpx.get(f"{server.url}/openapi.json").json()["components"]["schemas"]["Problem"]["required"] == [
-        "type", "title", "status", "detail", "instance", "code"]
+        "type",
+        "title",
+        "status",
+        "detail",
+        "instance",
+        "code",
+    ]
     problem(httpx.get(f"{server.url}/metrics"), 401, "unauthenticated")
 
 
 def test_operators_without_the_admin_role_manage_nobody(server: RunningServer) -> None:
     with Client(server.url, server.tokens["operator:alice"]) as alice:
         with pytest.raises(PermissionDenied) as denied:
-            alice.create_principal(id="operator:mallory", display_name="M", org="operator", location="US",
-                                   screening="cleared", roles=["admin"])
+            alice.create_principal(
+                id="operator:mallory",
+                display_name="M",
+                org="operator",
+                location="US",
+                screening="cleared",
+                roles=["admin"],
+            )
         assert denied.value.message == (
-            "operator:alice may not create principals: only operator principals with role 'admin' may")
+            "operator:alice may not create principals: only operator principals with role 'admin' may"
+        )
         with pytest.raises(PermissionDenied):
             alice.issue_token(label="for bob", principal="parent:bob")
         with pytest.raises(PermissionDenied):

@@ -25,11 +25,23 @@ def api(server: RunningServer, principal: str) -> Client:
     return Client(server.url, server.tokens[principal])
 
 
-def grant(server: RunningServer, requester: str, fields: list[str], subject: str, purpose: str,
-          approvers: tuple[str, ...] = ("custodian:carol",)) -> str:
+def grant(
+    server: RunningServer,
+    requester: str,
+    fields: list[str],
+    subject: str,
+    purpose: str,
+    approvers: tuple[str, ...] = ("custodian:carol",),
+) -> str:
     with api(server, requester) as me:
-        request = me.request_access(region=me.get_subject(subject).region, fields=fields, subjects=[subject],
-                                    purpose=purpose, ticket="TEST-1", duration_seconds=3600)
+        request = me.request_access(
+            region=me.get_subject(subject).region,
+            fields=fields,
+            subjects=[subject],
+            purpose=purpose,
+            ticket="TEST-1",
+            duration_seconds=3600,
+        )
     for approver in approvers:
         with api(server, approver) as custodian:
             custodian.approve(request.id, load_signer(server.key(approver)))
@@ -42,12 +54,19 @@ def test_subjects_live_in_their_home_region(server: RunningServer) -> None:
         assert (created.subject_id, created.region, len(created.commitment)) == ("row-9001", "row", 64)
         assert created.log_index is not None and created.log_index > 0
         assert ingest.get_subject("row-9001").commitment == created.commitment
-        written = ingest.put_record("row-9001", "contact", "main", {"email": "p@example.fr"},
-                                    purpose="customer_support")
+        written = ingest.put_record(
+            "row-9001", "contact", "main", {"email": "p@example.fr"}, purpose="customer_support"
+        )
         assert (written.version, written.fields, written.masked) == (1, {}, ())
         with pytest.raises(ResidencyViolation) as refused:
-            ingest.put_record("row-9001", "contact", "main", {"email": "p@example.fr"},
-                              purpose="customer_support", region="us")
+            ingest.put_record(
+                "row-9001",
+                "contact",
+                "main",
+                {"email": "p@example.fr"},
+                purpose="customer_support",
+                region="us",
+            )
         assert refused.value.code == "residency_violation"
         with pytest.raises(NotFound):
             ingest.get_subject("nobody-here")
@@ -64,7 +83,9 @@ def test_only_services_and_admins_create_subjects(server: RunningServer) -> None
 def test_a_granted_read_returns_exactly_the_approved_fields(server: RunningServer) -> None:
     with api(server, "operator:eve") as eve, pytest.raises(PermissionDenied) as before:
         eve.get_record("us-0002", "contact", "main", purpose="customer_support")
-    assert "reading, erasing or relocating protected data needs an approved access grant" in before.value.message
+    assert (
+        "reading, erasing or relocating protected data needs an approved access grant" in before.value.message
+    )
     assert isinstance(before.value.details["log_index"], int)
 
     grant(server, "operator:eve", ["contact.email", "contact.phone"], "us-0002", "customer_support")
@@ -101,15 +122,27 @@ def test_listing_pages_through_a_collection(server: RunningServer) -> None:
     with api(server, "operator:svc-ingest") as ingest:
         ingest.create_subject("us-9003", "us")
         for n in range(3):
-            ingest.put_record("us-9003", "videos", f"v{n}", {"title": f"clip {n}", "visibility": "public"},
-                              purpose="customer_support")
+            ingest.put_record(
+                "us-9003",
+                "videos",
+                f"v{n}",
+                {"title": f"clip {n}", "visibility": "public"},
+                purpose="customer_support",
+            )
     with api(server, "operator:alice") as alice:
-        first = alice.list_records("us-9003", "videos", purpose="customer_support",
-                                   fields=["title", "visibility"], limit=2)
+        first = alice.list_records(
+            "us-9003", "videos", purpose="customer_support", fields=["title", "visibility"], limit=2
+        )
         assert [r.record_id for r in first.items] == ["v0", "v1"]
         assert first.next_cursor is not None
-        rest = alice.list_records("us-9003", "videos", purpose="customer_support",
-                                  fields=["title", "visibility"], limit=2, cursor=first.next_cursor)
+        rest = alice.list_records(
+            "us-9003",
+            "videos",
+            purpose="customer_support",
+            fields=["title", "visibility"],
+            limit=2,
+            cursor=first.next_cursor,
+        )
         assert [(r.record_id, r.fields["title"]) for r in rest.items] == [("v2", "clip 2")]
         assert rest.next_cursor is None
 
@@ -117,18 +150,26 @@ def test_listing_pages_through_a_collection(server: RunningServer) -> None:
 def test_delete_and_erase_need_an_erase_grant(server: RunningServer) -> None:
     with api(server, "operator:svc-ingest") as ingest:
         ingest.create_subject("us-9004", "us")
-        ingest.put_record("us-9004", "contact", "main", {"email": "gone@example.com"},
-                          purpose="customer_support")
+        ingest.put_record(
+            "us-9004", "contact", "main", {"email": "gone@example.com"}, purpose="customer_support"
+        )
     with api(server, "operator:alice") as alice, pytest.raises(PermissionDenied):
         alice.delete_record("us-9004", "contact", "main", purpose="data_subject_request", expected_version=1)
 
     catalog = default_catalog()
     every = [f"{c}.{f}" for c, spec in catalog.collections.items() for f in spec.fields]
-    grant(server, "operator:alice", every, "us-9004", "data_subject_request",
-          approvers=("custodian:carol", "custodian:dan"))
+    grant(
+        server,
+        "operator:alice",
+        every,
+        "us-9004",
+        "data_subject_request",
+        approvers=("custodian:carol", "custodian:dan"),
+    )
     with api(server, "operator:alice") as alice:
-        deleted = alice.delete_record("us-9004", "contact", "main", purpose="data_subject_request",
-                                      expected_version=1)
+        deleted = alice.delete_record(
+            "us-9004", "contact", "main", purpose="data_subject_request", expected_version=1
+        )
         assert (deleted.record_id, deleted.log_index > 0) == ("main", True)
         # The default policy set permits erasing protected and excepted fields under a grant, but no
         # policy permits erasing public ones, so erasing a whole subject is refused at the first public
@@ -145,11 +186,21 @@ def test_delete_and_erase_need_an_erase_grant(server: RunningServer) -> None:
 def test_protected_data_never_leaves_and_excepted_data_leaves_with_its_digest(server: RunningServer) -> None:
     with api(server, "operator:svc-metrics") as metrics:
         with pytest.raises(PermissionDenied) as refused:
-            metrics.egress(region="us", collection="contact", fields=["email"], purpose="business_metrics",
-                           destination="parent-analytics")
+            metrics.egress(
+                region="us",
+                collection="contact",
+                fields=["email"],
+                purpose="business_metrics",
+                destination="parent-analytics",
+            )
         assert refused.value.details["reasons"] == ["protected data never leaves its region"]
-        sent = metrics.egress(region="us", collection="profile", fields=["account_created"],
-                              purpose="business_metrics", destination="parent-analytics")
+        sent = metrics.egress(
+            region="us",
+            collection="profile",
+            fields=["account_created"],
+            purpose="business_metrics",
+            destination="parent-analytics",
+        )
     assert sent.count == len(sent.records()) >= 3
     assert hashlib.sha256(sent.payload).hexdigest() == sent.digest
     assert {"2021-06-02", "2020-01-19"} <= {r["fields"]["account_created"] for r in sent.records()}

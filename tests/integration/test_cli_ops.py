@@ -24,18 +24,44 @@ def as_(server: RunningServer, principal: str) -> dict[str, str]:
 
 
 def test_request_approve_with_a_key_file_and_read(server: RunningServer) -> None:
-    filed = rempart_cli("access", "request", "--region", "us", "--field", "contact.email", "--subject",
-                        "us-0003", "--purpose", "customer_support", "--ticket", "SUP-77", "--duration", "30m",
-                        "--json", env=as_(server, "operator:alice"))
+    filed = rempart_cli(
+        "access",
+        "request",
+        "--region",
+        "us",
+        "--field",
+        "contact.email",
+        "--subject",
+        "us-0003",
+        "--purpose",
+        "customer_support",
+        "--ticket",
+        "SUP-77",
+        "--duration",
+        "30m",
+        "--json",
+        env=as_(server, "operator:alice"),
+    )
     assert filed.returncode == 0, filed.stderr
     request_id = json.loads(filed.stdout)["id"]
     key = server.key("custodian:carol")
-    approved = rempart_cli("access", "approve", request_id, "--key", str(key), env=as_(server, "custodian:carol"))
+    approved = rempart_cli(
+        "access", "approve", request_id, "--key", str(key), env=as_(server, "custodian:carol")
+    )
     assert approved.returncode == 0, approved.stderr
     assert "approve by custodian:carol" in approved.stdout
     assert "PRIVATE+KEY" not in approved.stdout + approved.stderr  # keys are never printed
-    read = rempart_cli("records", "get", "us-0003", "contact", "main", "--purpose", "customer_support",
-                       "--json", env=as_(server, "operator:alice"))
+    read = rempart_cli(
+        "records",
+        "get",
+        "us-0003",
+        "contact",
+        "main",
+        "--purpose",
+        "customer_support",
+        "--json",
+        env=as_(server, "operator:alice"),
+    )
     assert read.returncode == 0, read.stderr
     body = json.loads(read.stdout)
     assert body["fields"] == {"email": "lena.park@example.org"}
@@ -45,15 +71,32 @@ def test_request_approve_with_a_key_file_and_read(server: RunningServer) -> None
 
 
 def test_a_refusal_is_one_clear_line_and_exit_code_3(server: RunningServer) -> None:
-    denied = rempart_cli("records", "get", "us-0001", "contact", "main", "--purpose", "customer_support",
-                         env=as_(server, "parent:bob"))
+    denied = rempart_cli(
+        "records",
+        "get",
+        "us-0001",
+        "contact",
+        "main",
+        "--purpose",
+        "customer_support",
+        env=as_(server, "parent:bob"),
+    )
     assert denied.returncode == 3
     first = denied.stderr.splitlines()[0]
-    assert first.startswith("error (permission_denied): read of contact/main denied: principals of the "
-                            "foreign parent never read")
+    assert first.startswith(
+        "error (permission_denied): read of contact/main denied: principals of the foreign parent never read"
+    )
     assert "Traceback" not in denied.stderr
-    bad = rempart_cli("records", "get", "us-0001", "contact", "main", "--purpose", "gossip",
-                      env=as_(server, "operator:alice"))
+    bad = rempart_cli(
+        "records",
+        "get",
+        "us-0001",
+        "contact",
+        "main",
+        "--purpose",
+        "gossip",
+        env=as_(server, "operator:alice"),
+    )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error (invalid_input): query.purpose: Input should be ")
     no_token = rempart_cli("principals", "whoami", "--server", server.url)
@@ -62,12 +105,14 @@ def test_a_refusal_is_one_clear_line_and_exit_code_3(server: RunningServer) -> N
 
 
 def test_tokens_and_principals_for_people_and_scripts(server: RunningServer) -> None:
-    issued = rempart_cli("tokens", "issue", "--label", "laptop", "--lifetime", "2h", "--json",
-                         env=as_(server, "operator:eve"))
+    issued = rempart_cli(
+        "tokens", "issue", "--label", "laptop", "--lifetime", "2h", "--json", env=as_(server, "operator:eve")
+    )
     assert issued.returncode == 0, issued.stderr
     token = json.loads(issued.stdout)
-    me = rempart_cli("principals", "whoami", "--json", env={"REMPART_SERVER": server.url,
-                                                           "REMPART_TOKEN": token["token"]})
+    me = rempart_cli(
+        "principals", "whoami", "--json", env={"REMPART_SERVER": server.url, "REMPART_TOKEN": token["token"]}
+    )
     assert json.loads(me.stdout)["id"] == "operator:eve"
     listed = rempart_cli("tokens", "list", env=as_(server, "operator:eve"))
     assert token["id"] in listed.stdout and token["token"] not in listed.stdout
@@ -82,25 +127,54 @@ def test_subjects_and_egress(server: RunningServer, tmp_path: Path) -> None:
     shown = rempart_cli("subjects", "show", "row-0001", "--json", env=as_(server, "operator:alice"))
     assert json.loads(shown.stdout)["region"] == "row"
     out = tmp_path / "sent.json"
-    sent = rempart_cli("egress", "--region", "row", "--collection", "profile", "--field", "account_created",
-                       "--purpose", "business_metrics", "--destination", "parent-analytics", "--out", str(out),
-                       "--json", env=as_(server, "operator:svc-metrics"))
+    sent = rempart_cli(
+        "egress",
+        "--region",
+        "row",
+        "--collection",
+        "profile",
+        "--field",
+        "account_created",
+        "--purpose",
+        "business_metrics",
+        "--destination",
+        "parent-analytics",
+        "--out",
+        str(out),
+        "--json",
+        env=as_(server, "operator:svc-metrics"),
+    )
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["count"] == len(json.loads(out.read_bytes())["records"]) == 2
-    refused = rempart_cli("egress", "--region", "row", "--collection", "contact", "--field", "email",
-                          "--purpose", "business_metrics", "--destination", "parent-analytics",
-                          env=as_(server, "operator:svc-metrics"))
+    refused = rempart_cli(
+        "egress",
+        "--region",
+        "row",
+        "--collection",
+        "contact",
+        "--field",
+        "email",
+        "--purpose",
+        "business_metrics",
+        "--destination",
+        "parent-analytics",
+        env=as_(server, "operator:svc-metrics"),
+    )
     assert refused.returncode == 3 and "protected data never leaves its region" in refused.stderr
 
 
 def test_the_demo_story_against_the_server(server: RunningServer) -> None:
     told = rempart_cli("demo", "--server", server.url, "--data-dir", str(server.data_dir))
     assert told.returncode == 0, told.stderr
-    for step in ("1. Data lands in its home region", "row database, read directly: 0 wrapped key row(s)",
-                 "3. A custodian approves", "masked (not in the grant): phone, postal_address, email_verified",
-                 "bob's read is refused: principals of the foreign parent never read",
-                 "contact.email to parent-analytics: refused: protected data never leaves its region",
-                 "an inclusion proof of"):
+    for step in (
+        "1. Data lands in its home region",
+        "row database, read directly: 0 wrapped key row(s)",
+        "3. A custodian approves",
+        "masked (not in the grant): phone, postal_address, email_verified",
+        "bob's read is refused: principals of the foreign parent never read",
+        "contact.email to parent-analytics: refused: protected data never leaves its region",
+        "an inclusion proof of",
+    ):
         assert step in told.stdout, step
 
 
@@ -110,9 +184,24 @@ def test_embedded_init_principals_and_keys(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     assert "admin operator:admin, token (shown once): rpt_" in made.stdout
     assert (data / "rempart.toml").read_text().startswith("# Rempart: the embedded deployment")
-    created = rempart_cli("principals", "create", "custodian:kim", "--name", "Kim", "--org", "custodian",
-                          "--screening", "cleared", "--role", "approver", "--data-dir", str(data),
-                          "--as", "operator:admin", "--json")
+    created = rempart_cli(
+        "principals",
+        "create",
+        "custodian:kim",
+        "--name",
+        "Kim",
+        "--org",
+        "custodian",
+        "--screening",
+        "cleared",
+        "--role",
+        "approver",
+        "--data-dir",
+        str(data),
+        "--as",
+        "operator:admin",
+        "--json",
+    )
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["roles"] == ["approver"]
     key = tmp_path / "kim.key"
@@ -121,13 +210,30 @@ def test_embedded_init_principals_and_keys(tmp_path: Path) -> None:
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert made_key.stdout.strip().splitlines()[-1].startswith("custodian:kim+")
     assert "PRIVATE" not in made_key.stdout
-    rotated = rempart_cli("keys", "rotate", "--region", "us", "--reason", "yearly", "--data-dir", str(data),
-                          "--as", "custodian:kim", "--json")
+    rotated = rempart_cli(
+        "keys",
+        "rotate",
+        "--region",
+        "us",
+        "--reason",
+        "yearly",
+        "--data-dir",
+        str(data),
+        "--as",
+        "custodian:kim",
+        "--json",
+    )
     assert rotated.returncode == 0, rotated.stderr
-    assert (json.loads(rotated.stdout)["previous_key"], json.loads(rotated.stdout)["key"]) == ("us-v1", "us-v2")
-    not_custodian = rempart_cli("keys", "rotate", "--region", "us", "--reason", "x", "--data-dir", str(data),
-                                "--as", "operator:admin")
+    assert (json.loads(rotated.stdout)["previous_key"], json.loads(rotated.stdout)["key"]) == (
+        "us-v1",
+        "us-v2",
+    )
+    not_custodian = rempart_cli(
+        "keys", "rotate", "--region", "us", "--reason", "x", "--data-dir", str(data), "--as", "operator:admin"
+    )
     assert not_custodian.returncode == 3
     assert "operator:admin is not an enabled custodian principal" in not_custodian.stderr
-    nowhere = rempart_cli("principals", "list", "--data-dir", str(tmp_path / "empty"), "--as", "operator:admin")
+    nowhere = rempart_cli(
+        "principals", "list", "--data-dir", str(tmp_path / "empty"), "--as", "operator:admin"
+    )
     assert nowhere.returncode == 2 and "rempart init --data-dir" in nowhere.stderr

@@ -20,9 +20,17 @@ def test_embedded_and_remote_answer_alike(tmp_path: Path) -> None:
         local = embedded.get_subject("us-0001")
         local_me = embedded.whoami()
         with pytest.raises(ResidencyViolation):
-            embedded.put_record("us-0001", "contact", "main", {"email": "x@example.com"},
-                                purpose="customer_support", region="row")
-        written = embedded.put_record("us-0001", "videos", "v1", {"title": "hello"}, purpose="customer_support")
+            embedded.put_record(
+                "us-0001",
+                "contact",
+                "main",
+                {"email": "x@example.com"},
+                purpose="customer_support",
+                region="row",
+            )
+        written = embedded.put_record(
+            "us-0001", "videos", "v1", {"title": "hello"}, purpose="customer_support"
+        )
         assert isinstance(written, RecordData) and written.version == 1
         carol = embedded.acting_as("custodian:carol")
         assert carol.whoami().org == "custodian"
@@ -35,11 +43,18 @@ def test_embedded_and_remote_answer_alike(tmp_path: Path) -> None:
         assert isinstance(local, Subject)
         assert remote.whoami() == local_me
         with pytest.raises(ResidencyViolation) as refused:
-            remote.put_record("us-0001", "contact", "main", {"email": "x@example.com"},
-                              purpose="customer_support", region="row")
+            remote.put_record(
+                "us-0001",
+                "contact",
+                "main",
+                {"email": "x@example.com"},
+                purpose="customer_support",
+                region="row",
+            )
         assert refused.value.code == "residency_violation"
         assert remote.get_record("us-0001", "videos", "v1", purpose="customer_support").fields == {
-            "title": "hello"}
+            "title": "hello"
+        }
         assert remote.ready().ready is True and remote.health() == {"status": "ok"}
 
 

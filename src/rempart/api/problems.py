@@ -104,7 +104,9 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
             message = "unknown field (not part of this request's schema)"
         if err.get("type") == "json_invalid":
             at = loc[1] if len(loc) > 1 else "?"
-            message = f"the body is not valid JSON (at character {at}): {err.get('ctx', {}).get('error', message)}"
+            message = (
+                f"the body is not valid JSON (at character {at}): {err.get('ctx', {}).get('error', message)}"
+            )
             loc = ("body",)
         errors.append({"field": _field(loc), "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "the request is invalid"

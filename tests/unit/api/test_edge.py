@@ -72,8 +72,14 @@ def test_the_limiter_keeps_a_bounded_number_of_addresses() -> None:
     ],
 )
 def test_a_problem_document_round_trips_to_the_same_error(error: RempartError, status: int) -> None:
-    response = problem_response(None, status=error.http_status, code=error.code, title=error.title,
-                                detail=error.message, extensions=error.details)
+    response = problem_response(
+        None,
+        status=error.http_status,
+        code=error.code,
+        title=error.title,
+        detail=error.message,
+        extensions=error.details,
+    )
     assert response.status_code == status
     assert response.media_type == "application/problem+json"
     back = error_from_problem(status, response.body)
@@ -82,15 +88,25 @@ def test_a_problem_document_round_trips_to_the_same_error(error: RempartError, s
 
 
 def test_extension_members_never_override_standard_ones() -> None:
-    body = json.loads(problem_response(None, status=422, code="invalid_input", title="Invalid input",
-                                       detail="bad", extensions={"status": 1, "path": "x"}).body)
+    body = json.loads(
+        problem_response(
+            None,
+            status=422,
+            code="invalid_input",
+            title="Invalid input",
+            detail="bad",
+            extensions={"status": 1, "path": "x"},
+        ).body
+    )
     assert (body["status"], body["status_"], body["path"]) == (422, 1, "x")
 
 
 def test_a_non_problem_answer_becomes_a_plain_error() -> None:
     gateway = error_from_problem(502, b"<html>bad gateway</html>")
-    assert (type(gateway), gateway.message) == (StorageUnavailable,
-                                                 "the server answered HTTP 502: <html>bad gateway</html>")
+    assert (type(gateway), gateway.message) == (
+        StorageUnavailable,
+        "the server answered HTTP 502: <html>bad gateway</html>",
+    )
     unknown = error_from_problem(418, json.dumps({"code": "teapot", "detail": "short and stout"}).encode())
     assert (type(unknown), unknown.code, unknown.message) == (RempartError, "teapot", "short and stout")
 
@@ -99,7 +115,15 @@ def test_public_names_are_pinned() -> None:
     assert rempart.__all__ == ["Client", "Embedded", "__version__", "open"]
     assert rempart.Client is rempart.client.Client and rempart.open is rempart.client.open
     assert rempart.api.__all__ == ["create_app"]
-    assert set(rempart.client.__all__) >= {"Client", "Embedded", "open", "RecordData", "AccessRequestInfo",
-                                           "error_from_problem", "RateLimited", "PayloadTooLarge"}
+    assert set(rempart.client.__all__) >= {
+        "Client",
+        "Embedded",
+        "open",
+        "RecordData",
+        "AccessRequestInfo",
+        "error_from_problem",
+        "RateLimited",
+        "PayloadTooLarge",
+    }
     with pytest.raises(AttributeError):
         _ = rempart.nothing_here  # type: ignore[attr-defined]
