@@ -26,7 +26,7 @@ from rempart.errors import InvalidInput
 from rempart.migrate.mapping import MigrationMapping, ValueType
 from rempart.migrate.source import SourceKey, SourceRow
 from rempart.store.catalog import Catalog
-from rempart.store.records import MAX_RECORD_BYTES, check_id, encode_value
+from rempart.store.records import MAX_FIELD_BYTES, MAX_RECORD_BYTES, check_id, encode_value
 from rempart.tlog.merkle import leaf_hash
 
 __all__ = [
@@ -194,6 +194,30 @@ def _show(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_encode_text = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses for a str
+
+
+def _encoded_size(value: Any, collection: str, name: str) -> int:
+    """Size of the value as the store encodes it, checked as the store checks it (InvalidInput if not).
+
+    Common scalars take a fast path with the same result; the rest goes
+    through the store's own :func:`encode_value`.
+    """
+    kind = type(value)
+    if kind is str:
+        try:
+            size = len(_encode_text(value).encode("utf-8"))
+        except UnicodeEncodeError:
+            size = 0
+        if 0 < size <= MAX_FIELD_BYTES:
+            return size
+    elif kind is bool:
+        return 4 if value else 5
+    elif kind is int and -(2**63) < value < 2**63:
+        return len(str(value))
+    return len(encode_value(value, f"{collection}.{name}"))
+
+
 class RowTransformer:
     """Applies a mapping to legacy rows, checking every value against the catalog as the store would."""
 
@@ -258,26 +282,6 @@ class RowTransformer:
         records: list[PlannedRecord] = []
         for rec in mapping.records:
             spec = self._specs[rec.collection]
-            if rec.record_id_column:
-                rid = values.get(rec.record_id_column)
-                if isinstance(rid, int) and not isinstance(rid, bool):
-                    rid = str(rid)
-                if not isinstance(rid, str):
-                    return Rejection(
-                        row.key, Reason.INVALID_RECORD_ID, f"column {rec.record_id_column!r} is empty", region
-                    )
-                try:
-                    record_id = check_id(rid, "record id")
-                except InvalidInput:
-                    return Rejection(
-                        row.key,
-                        Reason.INVALID_RECORD_ID,
-                        f"column {rec.record_id_column!r} is not a record id "
-                        "(1 to 128 of letters, digits, . _ : @ -)",
-                        region,
-                    )
-            else:
-                record_id = rec.record_id
             fields: dict[str, Any] = {}
             for fm in rec.fields:
                 value = values.get(fm.column)
@@ -322,10 +326,30 @@ class RowTransformer:
                             fields[name] = extra[name]
             if not fields:
                 continue
+            if rec.record_id_column:
+                rid = values.get(rec.record_id_column)
+                if isinstance(rid, int) and not isinstance(rid, bool):
+                    rid = str(rid)
+                if not isinstance(rid, str):
+                    return Rejection(
+                        row.key, Reason.INVALID_RECORD_ID, f"column {rec.record_id_column!r} is empty", region
+                    )
+                try:
+                    record_id = check_id(rid, "record id")
+                except InvalidInput:
+                    return Rejection(
+                        row.key,
+                        Reason.INVALID_RECORD_ID,
+                        f"column {rec.record_id_column!r} is not a record id "
+                        "(1 to 128 of letters, digits, . _ : @ -)",
+                        region,
+                    )
+            else:
+                record_id = rec.record_id
             total = 0
             for name, value in fields.items():
                 try:
-                    total += len(encode_value(value, f"{rec.collection}.{name}"))
+                    total += _encoded_size(value, rec.collection, name)
                 except InvalidInput as exc:
                     return Rejection(row.key, Reason.INVALID_VALUE, exc.message, region)
             if total > MAX_RECORD_BYTES:
@@ -342,20 +366,22 @@ class RowTransformer:
 
 
 def canonical_record(region: str, subject_id: str, record: PlannedRecord | Any) -> bytes:
-    """The canonical bytes of a migrated record (a :class:`PlannedRecord` or a store ``Record``)."""
-    return json.dumps(
-        {
-            "collection": record.collection,
-            "fields": record.fields,
-            "record_id": record.record_id,
-            "region": region,
-            "subject": subject_id,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    ).encode("utf-8")
+    """The canonical bytes of a migrated record (a :class:`PlannedRecord` or a store ``Record``).
+
+    Canonical JSON of ``{"collection", "fields", "record_id", "region",
+    "subject"}``: sorted keys, no spaces, UTF-8, as ``json.dumps(…, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` writes it (built around the
+    fields' own encoding, which is the only part that needs the general encoder).
+    """
+    fields = json.dumps(
+        record.fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    text = (
+        f'{{"collection":{_encode_text(record.collection)},"fields":{fields},'
+        f'"record_id":{_encode_text(record.record_id)},"region":{_encode_text(region)},'
+        f'"subject":{_encode_text(subject_id)}}}'
+    )
+    return text.encode("utf-8")
 
 
 def record_leaf(region: str, subject_id: str, record: PlannedRecord | Any) -> bytes:

@@ -32,6 +32,7 @@ logs its decision, then calls this service with the acting :class:`Actor`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -393,11 +394,12 @@ class RecordService:
         rows = sorted(entries.items())
         with db.transaction() as tx:
             if db.dialect == "postgres":
+                # One JSON parameter, unpacked by the server: no per-value adaptation in Python.
                 cur = tx.execute(
                     "INSERT INTO store_subjects (subject_id, home_region, created_at) "
-                    "SELECT s, r, ? FROM unnest(?::text[], ?::text[]) AS t(s, r) "
+                    "SELECT e->>0, e->>1, ? FROM jsonb_array_elements(?::jsonb) AS e "
                     "ON CONFLICT (subject_id) DO NOTHING",
-                    (when, [s for s, _ in rows], [r for _, r in rows]),
+                    (when, json.dumps(rows, ensure_ascii=False, separators=(",", ":"))),
                 )
                 added = int(cur.rowcount)
             else:
