@@ -266,14 +266,28 @@ _DECISION_MARK = b'"type":"access.decision"'
 _DECISION_KEYS = frozenset(DecisionEntry.__struct_fields__)
 
 
+_TAIL = re.compile(r":[0-5]\d:[0-5]\d\.\d{6}Z")
+_valid_hour: list[str] = [""]
+
+
 def _canonical_time(text: Any) -> bool:
-    """Is ``text`` exactly what ``format_time`` writes (so parse+format gives it back)?"""
-    if type(text) is not str or not _TIME.fullmatch(text):
+    """Is ``text`` exactly what ``format_time`` writes (so parse+format gives it back)?
+
+    The first time of each date and hour is checked in full (pattern and
+    calendar); later times that share that date and hour (most of them, in a
+    log) only need a valid minute, second and microsecond part.
+    """
+    if type(text) is not str or len(text) != 27:
+        return False
+    if text[:13] == _valid_hour[0]:
+        return _TAIL.fullmatch(text, 13) is not None
+    if not _TIME.fullmatch(text):
         return False
     try:
         datetime.fromisoformat(text[:-1])
     except ValueError:
         return False
+    _valid_hour[0] = text[:13]
     return True
 
 
@@ -513,6 +527,7 @@ class InvariantReplay:
         self._release_events: dict[tuple[str, str], list[Event]] = {}
         self._verified: dict[tuple[bytes, bytes, bytes], str | None] = {}
         self._categories: dict[tuple[str, str], str] = {}
+        self._shapes: set[tuple[str, int, str]] = set()
         self._egress_decisions: dict[tuple[str, str, str, str], dict[str, str]] = {}
         self._erased: dict[str, int] = {}
         self._erase_decided: dict[str, int] = {}
@@ -859,9 +874,11 @@ class InvariantReplay:
         if d.action == "egress":
             key = (d.region, d.collection, d.purpose, d.destination if isinstance(d.destination, str) else "")
             self._egress_decisions[key] = {f.name: f.category for f in d.fields}
-        categories = self._categories
-        for f in d.fields:
-            categories[(d.collection, f.name)] = f.category
+        shape = (d.collection, len(d.fields), d.fields[0].name if d.fields else "")
+        if shape not in self._shapes:  # learn the catalog's categories once per shape of decision
+            self._shapes.add(shape)
+            for f in d.fields:
+                self._categories[(d.collection, f.name)] = f.category
         if not d.allowed:
             return
         allowed = [f for f in d.fields if f.allowed]
@@ -901,10 +918,6 @@ class InvariantReplay:
 
     def _check_grant(self, index: int, d: DecisionEntry, protected: list[str]) -> None:
         self.checked["access-grant"] += 1
-        what = (
-            f"allowed protected {d.action} of {', '.join(f'{d.collection}.{n}' for n in protected)} "
-            f"(subject {_short(d.subject)}) by {d.principal}"
-        )
         grant_id = d.grant
         if grant_id is None:
             known = self._principals.get(d.principal)
@@ -919,7 +932,7 @@ class InvariantReplay:
             self._find(
                 "access-grant",
                 index,
-                f"{what} cites no grant"
+                f"{_what(d, protected)} cites no grant"
                 + (
                     ""
                     if d.action in _NEEDS_GRANT
@@ -934,7 +947,7 @@ class InvariantReplay:
             self._find(
                 "access-grant",
                 index,
-                f"{what} cites grant {grant_id}, which no access.request.submitted or "
+                f"{_what(d, protected)} cites grant {grant_id}, which no access.request.submitted or "
                 "access.break_glass.opened entry before it created",
                 grant=grant_id,
                 principal=d.principal,
@@ -971,7 +984,7 @@ class InvariantReplay:
             self._find(
                 "access-grant",
                 index,
-                f"{what} under grant {grant_id}: " + "; ".join(all_problems),
+                f"{_what(d, protected)} under grant {grant_id}: " + "; ".join(all_problems),
                 related=grant.related(),
                 grant=grant_id,
                 principal=d.principal,
@@ -1477,6 +1490,11 @@ class InvariantReplay:
             root.witness_threshold,
             mirror_threshold,
         )
+
+
+def _what(d: DecisionEntry, protected: list[str]) -> str:
+    fields = ", ".join(f"{d.collection}.{n}" for n in protected)
+    return f"allowed protected {d.action} of {fields} (subject {_short(d.subject)}) by {d.principal}"
 
 
 def _order(f: Finding) -> tuple[int, int, str]:
