@@ -171,16 +171,11 @@ def test_delete_and_erase_need_an_erase_grant(server: RunningServer) -> None:
             "us-9004", "contact", "main", purpose="data_subject_request", expected_version=1
         )
         assert (deleted.record_id, deleted.log_index > 0) == ("main", True)
-        # The default policy set permits erasing protected and excepted fields under a grant, but no
-        # policy permits erasing public ones, so erasing a whole subject is refused at the first public
-        # field (reported to the policy room); nothing was destroyed.
-        with pytest.raises(PermissionDenied) as refused:
-            alice.erase_subject("us-9004", reason="DSR-77: the user asked to be forgotten")
-        assert refused.value.message.startswith(
-            "erasure of the subject's profile denied: no policy permits erase on us/profile/handle "
-            "by operator:alice for purpose 'data_subject_request'"
-        )
-        assert alice.get_subject("us-9004").region == "us"
+        receipt = alice.erase_subject("us-9004", reason="DSR-77: the user asked to be forgotten")
+        assert (receipt.region, receipt.destroyed, receipt.records, receipt.reason) == (
+            "us", ("data_key", "commitment_key"), 0, "DSR-77: the user asked to be forgotten")
+        with pytest.raises(NotFound):
+            alice.get_subject("us-9004")
 
 
 def test_protected_data_never_leaves_and_excepted_data_leaves_with_its_digest(server: RunningServer) -> None:

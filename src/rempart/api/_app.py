@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from rempart.api.auth import Authenticator, AuthFailureLimiter
+from rempart.api.auth import BEARER_SCHEME, Authenticator, AuthFailureLimiter
 from rempart.api.metrics import ApiMetrics
 from rempart.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from rempart.api.operations import Operations
@@ -84,11 +84,14 @@ def create_app(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             public_paths = ("/health", "/ready", "/log/", "/tuf/", "/openapi.json", "/docs")
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = BEARER_SCHEME
             for path, item in schema.get("paths", {}).items():
-                if path.startswith(public_paths):
-                    for operation in item.values():
+                for operation in item.values():
+                    if path.startswith(public_paths):
                         operation.get("responses", {}).pop("401", None)
                         operation.get("responses", {}).pop("429", None)
+                    else:
+                        operation["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 

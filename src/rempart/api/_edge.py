@@ -35,7 +35,7 @@ def operations(request: Request) -> Operations:
     return ops
 
 
-def acting(request: Request, token: str) -> Principal:
+def acting(request: Request) -> Principal:
     """The authenticated principal (runs in the route's worker thread: it reads the database)."""
-    principal: Principal = request.app.state.authenticator.principal(token, request)
+    principal: Principal = request.app.state.authenticator.principal(request)
     return principal

@@ -15,23 +15,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
 
 from rempart.access import Principal, TokenStore
 from rempart.client import RateLimited
 from rempart.clock import Clock
 from rempart.errors import Unauthenticated
 
-__all__ = ["AuthFailureLimiter", "Authenticator", "BearerToken", "bearer_scheme"]
+__all__ = ["BEARER_SCHEME", "AuthFailureLimiter", "Authenticator", "client_address"]
 
-bearer_scheme = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearer",
-    description="A Rempart API token (rpt_…), issued with POST /tokens or `rempart tokens issue`.",
-)
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A Rempart API token (rpt_…), issued with POST /tokens or `rempart tokens issue`.",
+}
+"""The OpenAPI security scheme every authenticated route declares (see :func:`rempart.api.create_app`)."""
 
 
 @dataclass(slots=True)
@@ -99,31 +98,6 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-async def _bearer(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-) -> str:
-    """The presented token (checked later, in the route's thread); refused early while rate-limited."""
-    authenticator: Authenticator = request.app.state.authenticator
-    address = client_address(request)
-    wait = authenticator.limiter.retry_after(address)
-    if wait is not None:
-        raise RateLimited(
-            f"too many failed authentications from {address}; try again in {wait} s",
-            retry_after=wait,
-        )
-    if credentials is None:
-        authenticator.limiter.failed(address)
-        raise Unauthenticated(
-            "missing bearer token: send Authorization: Bearer rpt_… (issue one with `rempart tokens issue`)"
-        )
-    return credentials.credentials
-
-
-BearerToken = Annotated[str, Security(_bearer)]
-"""A route parameter: the bearer token presented (documented in OpenAPI as the ``bearer`` scheme)."""
-
-
 class Authenticator:
     """Turns a presented token into its principal (TokenStore), counting failures per address."""
 
@@ -132,9 +106,29 @@ class Authenticator:
         self.clock = clock
         self.limiter = limiter
 
-    def principal(self, token: str, request: Request) -> Principal:
+    def principal(self, request: Request) -> Principal:
+        """The principal behind the request's bearer token, or Unauthenticated (or RateLimited).
+
+        Read straight from the header in the route's worker thread: no
+        dependency machinery on the hot path.
+        """
+        address = client_address(request)
+        wait = self.limiter.retry_after(address)
+        if wait is not None:
+            raise RateLimited(
+                f"too many failed authentications from {address}; try again in {wait} s",
+                retry_after=wait,
+            )
+        header = request.headers.get("authorization")
+        scheme, _, token = (header or "").partition(" ")
+        if header is None or scheme.lower() != "bearer" or not token.strip():
+            self.limiter.failed(address)
+            raise Unauthenticated(
+                "missing bearer token: send Authorization: Bearer rpt_… "
+                "(issue one with `rempart tokens issue`)"
+            )
         try:
-            return self.tokens.authenticate(token, self.clock.now())
+            return self.tokens.authenticate(token.strip(), self.clock.now())
         except Unauthenticated:
-            self.limiter.failed(client_address(request))
+            self.limiter.failed(address)
             raise

@@ -50,7 +50,9 @@ def _print_tokens(tokens: dict[str, str]) -> None:
 
     console.print("\n[bold]demo tokens[/] (also in demo/tokens.json, mode 0600; use as REMPART_TOKEN):")
     for person in DEMO_PEOPLE:
-        console.print(f"  {person.id:<22} {tokens[person.id]}  [dim]{person.what}[/]", highlight=False, soft_wrap=True)
+        console.print(
+            f"  {person.id:<22} {tokens[person.id]}  [dim]{person.what}[/]", highlight=False, soft_wrap=True
+        )
 
 
 @app.command("init")
@@ -69,7 +71,9 @@ def init(
     cfg, folder = deployment_config(config, data_dir, create=True)
     with Deployment.open(cfg) as d:
         console.print(f"deployment [bold]{cfg.name}[/] in {folder}", highlight=False, soft_wrap=True)
-        console.print(f"log {cfg.log.origin}, verifier key: {d.log_signer.vkey()}", highlight=False, soft_wrap=True)
+        console.print(
+            f"log {cfg.log.origin}, verifier key: {d.log_signer.vkey()}", highlight=False, soft_wrap=True
+        )
         if demo:
             from rempart.demo import seed_demo
 
@@ -204,7 +208,11 @@ def serve(
         )
         if tokens is not None:
             _print_tokens(tokens)
-            console.print(f"\nthe story: rempart demo --server {url} --data-dir {data_dir}", highlight=False, soft_wrap=True)
+            console.print(
+                f"\nthe story: rempart demo --server {url} --data-dir {data_dir}",
+                highlight=False,
+                soft_wrap=True,
+            )
         sys.stdout.flush()
         sweeper.start()
         server_config = uvicorn.Config(

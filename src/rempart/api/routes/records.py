@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from rempart.api._edge import COLLECTION, SUBJECT_ID, PurposeCode, acting, operations
-from rempart.api.auth import BearerToken
 from rempart.api.models import RecordDeletedView, RecordPageView, RecordView, RecordWriteBody
 
 router = APIRouter(tags=["records"])
@@ -25,7 +25,6 @@ Fields = Annotated[
 @router.get("/subjects/{subject_id}/records/{collection}/{record_id}", response_model=RecordView)
 def get_record(
     request: Request,
-    token: BearerToken,
     subject_id: SubjectId,
     collection: Collection,
     record_id: RecordId,
@@ -33,16 +32,18 @@ def get_record(
     fields: Fields = None,
 ) -> Any:
     """Read one record: decided per field, recorded in the log, fields outside the decision masked."""
-    principal = acting(request, token)
-    return operations(request).get_record(
+    principal = acting(request)
+    body = operations(request).get_record(
         principal, subject_id, collection, record_id, purpose=purpose, fields=fields
     )
+    return JSONResponse(
+        body
+    )  # the hot path: answered as is (its shape is RecordView, pinned by schemathesis)
 
 
 @router.get("/subjects/{subject_id}/records/{collection}", response_model=RecordPageView)
 def list_records(
     request: Request,
-    token: BearerToken,
     subject_id: SubjectId,
     collection: Collection,
     purpose: Purpose,
@@ -51,7 +52,7 @@ def list_records(
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Any:
     """A subject's records of one collection, a page at a time (``next_cursor`` for the next)."""
-    principal = acting(request, token)
+    principal = acting(request)
     return operations(request).list_records(
         principal, subject_id, collection, purpose=purpose, fields=fields, limit=limit, cursor=cursor
     )
@@ -60,7 +61,6 @@ def list_records(
 @router.put("/subjects/{subject_id}/records/{collection}/{record_id}", response_model=RecordView)
 def put_record(
     request: Request,
-    token: BearerToken,
     subject_id: SubjectId,
     collection: Collection,
     record_id: RecordId,
@@ -68,7 +68,7 @@ def put_record(
     body: RecordWriteBody,
 ) -> Any:
     """Create or replace a record in the subject's home region (every field must be allowed)."""
-    principal = acting(request, token)
+    principal = acting(request)
     return operations(request).put_record(
         principal,
         subject_id,
@@ -84,7 +84,6 @@ def put_record(
 @router.delete("/subjects/{subject_id}/records/{collection}/{record_id}", response_model=RecordDeletedView)
 def delete_record(
     request: Request,
-    token: BearerToken,
     subject_id: SubjectId,
     collection: Collection,
     record_id: RecordId,
@@ -92,7 +91,7 @@ def delete_record(
     expected_version: Annotated[int, Query(ge=0, description="The version you read.")],
 ) -> Any:
     """Delete one record (needs ``erase`` on every field of its collection)."""
-    principal = acting(request, token)
+    principal = acting(request)
     return operations(request).delete_record(
         principal, subject_id, collection, record_id, purpose=purpose, expected_version=expected_version
     )
