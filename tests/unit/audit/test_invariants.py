@@ -634,3 +634,26 @@ def test_a_time_sharing_the_previous_entrys_hour_is_still_checked_in_full() -> N
         with pytest.raises(InvalidInput) as caught:
             decode_entry(data)
         assert caught.value.message == reference.value.message
+
+
+def test_entries_out_of_time_order_are_a_notice_only_beyond_a_minute() -> None:
+    def entry(when: str) -> bytes:
+        return b'{"time":"' + when.encode() + b'","type":"a.b","v":1}'
+
+    result = replay(
+        [
+            (0, entry("2026-05-04T09:10:00.000000Z")),
+            (1, entry("2026-05-04T09:09:30.000000Z")),  # 30 s earlier: concurrent writers
+            (2, entry("2026-05-04T09:08:00.000000Z")),  # 2 min earlier: worth a look
+        ]
+    )
+    assert result.ok
+    assert [(f.severity, f.index, f.message) for f in result.findings] == [
+        (
+            "notice",
+            2,
+            "entry 2 (a.b) is dated 2026-05-04T09:08:00.000000Z, more than 60 s before an earlier "
+            "entry (2026-05-04T09:10:00.000000Z)",
+        ),
+    ]
+    assert result.last_time == "2026-05-04T09:10:00.000000Z"
