@@ -195,11 +195,15 @@ def serve(
         sys.stdout.write(f"rempart listening on {url}\n")
         sys.stdout.flush()
         console.print(
-            f"  API       {url}/  ({cfg.name}: regions {', '.join(sorted(cfg.regions))})", highlight=False
+            f"  API       {url}/  ({cfg.name}: regions {', '.join(sorted(cfg.regions))})",
+            highlight=False,
+            soft_wrap=True,
         )
         console.print(f"  OpenAPI   {url}/docs  (schema {url}/openapi.json)", highlight=False, soft_wrap=True)
         console.print(
-            f"  log       {url}/log/checkpoint  (C2SP tlog-tiles under {url}/log/)", highlight=False
+            f"  log       {url}/log/checkpoint  (C2SP tlog-tiles under {url}/log/)",
+            highlight=False,
+            soft_wrap=True,
         )
         console.print(
             f"  verify    rempart log verify {url}/log/ --vkey '{deployment.log_signer.vkey()}'",
