@@ -31,7 +31,7 @@ from rich.text import Text
 from rempart.cli._app import app, console, console_err, emit_json
 from rempart.clock import SystemClock
 from rempart.config import Config, load_config
-from rempart.errors import NotFound
+from rempart.errors import InvalidInput, NotFound
 from rempart.events import LogRecorder
 from rempart.keyfiles import write_secret_file
 from rempart.log import load_signer, open_log
@@ -41,7 +41,7 @@ from rempart.migrate.attest import load_signer as load_migration_signer
 from rempart.migrate.mapping import MigrationMapping, load_mapping
 from rempart.migrate.plan import plan_migration
 from rempart.migrate.progress import ProgressStore
-from rempart.migrate.purge import purge_run
+from rempart.migrate.purge import purge_run, require_purgeable, require_verified
 from rempart.migrate.runner import BatchReport, MigrationRunner
 from rempart.migrate.source import LegacySource, open_source
 from rempart.migrate.verify import verify_run
@@ -180,7 +180,9 @@ def plan(
     )
     for reason, n in result["quarantine_reasons"].items():
         console.print(
-            f"  would quarantine {n:,} ({reason}); e.g. {result['examples'][reason]}", highlight=False
+            f"  would quarantine {n:,} ({reason}); e.g. {result['examples'][reason]}",
+            highlight=False,
+            markup=False,
         )
     for collection, fields in result["fields"].items():
         console.print(
@@ -297,7 +299,9 @@ def status(
     for q in result["quarantine"]:
         where = f"batch {q['batch']}, region {q['region'] or '-'}"
         line = f"  [{q['reason']}] key {q['key']!r} ({where}): {q['message']}"
-        console.print(line + (f"\n    raw: {q['raw']}" if raw else ""), highlight=False, soft_wrap=True)
+        console.print(
+            line + (f"\n    raw: {q['raw']}" if raw else ""), highlight=False, soft_wrap=True, markup=False
+        )
 
 
 @migrate_app.command("verify")
@@ -360,18 +364,21 @@ def purge(
     if not yes:
         console_err.print("purge deletes legacy rows; run again with --yes to confirm")
         raise typer.Exit(2)
-    with _site(config, mapping, principal) as site, _progress(not json_out) as bar:
+    with _site(config, mapping, principal) as site:
+        require_purgeable(site.source)
+        require_verified(site.progress.get_run(site.mapping.name))
         counts = site.progress.totals(site.mapping.name)
-        task = bar.add_task("purging", total=sum(c["migrated"] for c in counts.values()))
-        result = purge_run(
-            service=site.service,
-            mapping=site.mapping,
-            source=site.source,
-            progress=site.progress,
-            clock=site.clock,
-            actor=site.actor,
-            on_batch=lambda n: bar.advance(task, n),
-        )
+        with _progress(not json_out) as bar:
+            task = bar.add_task("purging", total=sum(c["migrated"] for c in counts.values()))
+            result = purge_run(
+                service=site.service,
+                mapping=site.mapping,
+                source=site.source,
+                progress=site.progress,
+                clock=site.clock,
+                actor=site.actor,
+                on_batch=lambda n: bar.advance(task, n),
+            )
     if json_out:
         emit_json({"run": result.run_id, **result.as_dict()})
         return
@@ -386,17 +393,26 @@ def purge(
 def attest(
     mapping: MappingFile,
     key: Annotated[
-        Path,
-        typer.Option("--key", envvar="REMPART_MIGRATION_KEY", help="The custodian's migration key file."),
-    ],
+        Path | None,
+        typer.Option(
+            "--key",
+            envvar="REMPART_MIGRATION_KEY",
+            help="The custodian's migration key file (default: the mapping's migration.key_file).",
+        ),
+    ] = None,
     config: ConfigFile = DEFAULT_CONFIG,
     output: Annotated[Path | None, typer.Option(help="Also write the signed note here.")] = None,
     principal: Principal = "svc-migration",
     json_out: JsonFlag = False,
 ) -> None:
     """Sign the run's statement with the custodian's migration key and record it in the log."""
-    signer = load_migration_signer(key)
     with _site(config, mapping, principal) as site:
+        key_file = key or site.mapping.key_file
+        if key_file is None:
+            raise InvalidInput(
+                "attest needs the custodian's migration key: --key FILE, or migration.key_file"
+            )
+        signer = load_migration_signer(key_file)
         attestation = attest_run(
             service=site.service,
             progress=site.progress,

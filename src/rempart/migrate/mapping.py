@@ -8,6 +8,7 @@ mapping file's folder. Example::
     [migration]
     name = "legacy-users-2026"      # the run's id: running again resumes it
     batch_size = 1000
+    # key_file = "keys/migration.key"  # the custodian's signing key for `attest`
 
     [source]
     kind = "postgresql"             # postgresql | jsonl | csv
@@ -147,6 +148,8 @@ class MigrationMapping:
     region: RegionRule
     records: tuple[RecordMapping, ...]
     batch_size: int = 1000
+    key_file: Path | None = None
+    """The custodian's migration signing key file, if the run names one (``attest --key`` overrides it)."""
     digest: str = ""
     """Hex SHA-256 of the mapping file's bytes: a run refuses to resume under another mapping."""
     text: str = field(default="", repr=False)
@@ -290,7 +293,9 @@ def parse_mapping(
     _known(raw, "", {"migration", "source", "subject", "region", "records"}, errors)
     errors.items = [(p.lstrip("."), m) for p, m in errors.items]
     mig = _table(raw, "migration", errors)
-    _known(mig, "migration", {"name", "batch_size"}, errors)
+    _known(mig, "migration", {"name", "batch_size", "key_file"}, errors)
+    key_text = _string(mig, "key_file", "migration", errors)
+    key_file = None if not key_text else (Path(key_text) if Path(key_text).is_absolute() else base / key_text)
     name = _string(mig, "name", "migration", errors, required=True)
     if name and not _RUN.match(name):
         errors.add("migration.name", f"expected lower-case letters, digits, . _ - (at most 63), got {name!r}")
@@ -385,6 +390,7 @@ def parse_mapping(
         region=RegionRule(region_column, region_map, default),
         records=tuple(records),
         batch_size=batch_size,
+        key_file=key_file,
         digest=hashlib.sha256(text.encode()).hexdigest(),
         text=text,
     )

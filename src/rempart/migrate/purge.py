@@ -25,7 +25,7 @@ from rempart.migrate.transform import RowTransformer
 from rempart.store.records import Actor
 from rempart.store.service import RecordService
 
-__all__ = ["PurgeResult", "purge_run", "require_verified"]
+__all__ = ["PurgeResult", "purge_run", "require_purgeable", "require_verified"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,16 @@ def require_verified(run: RunState) -> None:
         )
 
 
+def require_purgeable(source: LegacySource) -> PostgresSource:
+    """The source if purge can delete from it (a PostgreSQL table), else InvalidInput saying why not."""
+    if not isinstance(source, PostgresSource) or not source.spec.table:
+        raise InvalidInput(
+            "purge deletes rows from a PostgreSQL table source; a file or a query source is removed "
+            "by its owner (delete the file, or the rows the query selects)"
+        )
+    return source
+
+
 def purge_run(
     *,
     service: RecordService,
@@ -71,11 +81,7 @@ def purge_run(
     on_batch: Callable[[int], None] | None = None,
 ) -> PurgeResult:
     """Delete the verified, migrated rows from the legacy table; raise VerificationFailed if any remain."""
-    if not isinstance(source, PostgresSource) or not source.spec.table:
-        raise InvalidInput(
-            "purge deletes rows from a PostgreSQL table source; a file or a query source is removed "
-            "by its owner (delete the file, or the rows the query selects)"
-        )
+    source = require_purgeable(source)
     run = progress.get_run(mapping.name)
     if run.mapping_sha256 != mapping.digest:
         raise Conflict(f"run {mapping.name!r} was made with another mapping file; purge with that one")
