@@ -319,7 +319,7 @@ def verify(
 
         def step(name: str, n: int) -> None:
             if name not in tasks:
-                total = sum(c["read"] for c in counts.values()) if name == "source" else None
+                total = sum(c["migrated"] for c in counts.values()) if name == "source" else None
                 if name.startswith("destination "):
                     total = counts.get(name.split(" ", 1)[1], {}).get("records")
                 tasks[name] = bar.add_task(name, total=total)
