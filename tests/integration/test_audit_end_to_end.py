@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from rempart.cli import main
+from rempart.governance import record_deployment
 from rempart.log.export import export_tiles
 from rempart.tlog.note import Note
 from rempart.tlog.proof_file import verify_proof_file
-from tests.unit.audit.audit_world import ReadPathSource, Scene, clean_world
+from tests.unit.audit.audit_world import Auditor, ReadPathSource, Scene, clean_world, postgres_config
 
 
 def run(
@@ -215,3 +216,30 @@ def test_a_cosigned_checkpoint_export_keeps_the_logs_signature(scene: Scene, tmp
     note = Note.parse((tmp_path / "tiles" / "checkpoint").read_bytes())
     assert [s.name for s in note.signatures] == [scene.world.deployment.log_signer.name, "witness.example-w1"]
     assert isinstance(scene.source(), ReadPathSource)
+
+
+@pytest.mark.postgres
+def test_the_audit_of_a_deployment_on_postgresql(
+    tmp_path: Path, pg_database_factory: Callable[[], str]
+) -> None:
+    """The operator's control database and log on PostgreSQL: the auditor checks the same log the same way."""
+    config = postgres_config(tmp_path / "deployment", pg_database_factory(), pg_database_factory())
+    scene = clean_world(tmp_path, config=config)
+    try:
+        assert scene.world.deployment.log.storage.__class__.__name__ == "PostgresLogStorage"
+        auditor = Auditor(scene, tmp_path / "mirror")
+        auditor.sync()
+        clean = auditor.check()
+        assert clean.findings == ()
+        assert clean.checked["access-grant"] == 6
+        index = record_deployment(
+            scene.recorder,
+            region="us",
+            digest="sha256:" + "cd" * 32,
+            deployer="deployer:pg",
+            now=scene.world.now,
+        ).index
+        auditor.sync()
+        assert [(f.invariant, f.index) for f in auditor.check().violations] == [("release-approved", index)]
+    finally:
+        scene.world.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from rempart.access import ReviewVerdict, sign_review
 from rempart.audit.invariants import ReplayResult, replay
 from rempart.audit.mirror import LogTrust, Mirror
 from rempart.clock import format_time
+from rempart.config import Config, default_config_text, parse_config
 from rempart.events import Event
 from rempart.governance import ProposalKind, sign_proposal, sign_trust_root
 from rempart.governance.rootstore import TrustRootBundle
@@ -35,7 +37,7 @@ from rempart.tlog.cosignature import Cosigner
 from rempart.tlog.note import Note, Signer
 from tests.world import World
 
-__all__ = ["Auditor", "ReadPathSource", "Scene", "clean_world"]
+__all__ = ["Auditor", "ReadPathSource", "Scene", "clean_world", "postgres_config"]
 
 
 class ReadPathSource:
@@ -128,9 +130,16 @@ CONTACT = {"email": "ana@example.com", "phone": "+1 555 0100", "email_verified":
 PROFILE = {"handle": "ana", "display_name": "Ana", "full_name": "Ana Lopez", "birthdate": "1990-01-01"}
 
 
-def clean_world(tmp_path: Path) -> Scene:
+def postgres_config(folder: Path, control: str, log: str) -> Config:
+    """The embedded deployment with its control database and its log on PostgreSQL."""
+    text = default_config_text().replace("sqlite:///control.db", control).replace("sqlite:///log.db", log)
+    folder.mkdir(parents=True, exist_ok=True)
+    return parse_config(tomllib.loads(text), base=folder.resolve())
+
+
+def clean_world(tmp_path: Path, *, config: Config | None = None) -> Scene:
     """A deployment that kept every promise (see the module docstring)."""
-    world = World.open(tmp_path / "deployment")
+    world = World.open(tmp_path / "deployment", config=config)
     board = [Signer.generate(f"keys.example/board-{i}") for i in range(3)]
     witness = Cosigner.generate("witness.example-w1")
     bundle = _trust_root(world, board, witness)
