@@ -148,7 +148,7 @@ def test_sync_check_violation_report_and_subject_report(
     page = (reports / "report.html").read_text()
     assert f'<a href="proofs/{forged}.tlog-proof">entry {forged}</a>' in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
-    assert page.count("<svg") == 8  # 2 line charts (purpose, org), latency, 2 denial, 3 egress
+    assert page.count("<svg") == 9  # violations, 2 lines (purpose, org), latency, 2 denials, 3 egress
 
     # A data subject's report: every proof file verifies offline.
     key = d.records.commitment_key("u1").hex()

@@ -384,6 +384,10 @@ def render_html(doc: Mapping[str, Any]) -> str:
         "<h2>Invariants</h2>",
         _table(["invariant", "promise", "checked", "violations", "notices"], summary_rows),
         "<h2>Findings</h2>",
+        _svg_bars(
+            "Violations by invariant",
+            {r["invariant"]: r["violations"] for r in doc["invariants"] if r["violations"]},
+        ),
         _table(["where (proof)", "invariant", "severity", "what", "related entries"], finding_rows)
         if finding_rows
         else "<p>None.</p>",
