@@ -11,6 +11,7 @@ reads and decrypts the allowed fields, masks the rest.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import shutil
 import statistics
@@ -18,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -161,6 +162,32 @@ def run(callers: int, seconds: float, op: Callable[[int], Any]) -> dict[str, flo
     }
 
 
+def run_async(callers: int, seconds: float, op: Callable[[int], Awaitable[Any]]) -> dict[str, float]:
+    """``callers`` asyncio tasks in one event loop, each awaiting its read in turn."""
+
+    async def main() -> tuple[list[float], float]:
+        stop = time.perf_counter() + seconds
+        samples: list[float] = []
+
+        async def worker(w: int) -> None:
+            rng = random.Random(w)
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                await op(rng.randrange(SUBJECTS))
+                samples.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(callers)))
+        return samples, time.perf_counter() - start
+
+    samples, elapsed = asyncio.run(main())
+    return {
+        "per_s": len(samples) / elapsed,
+        "p50_ms": statistics.median(samples) * 1000,
+        "p99_ms": percentile(samples, 99) * 1000,
+    }
+
+
 def measure(kind: str, seconds: float, results: dict[str, Any], rows: list[list[Any]]) -> None:
     with deployment(kind) as d:
         alice = seed(d)
@@ -181,14 +208,32 @@ def measure(kind: str, seconds: float, results: dict[str, Any], rows: list[list[
         def store_alone(i: int) -> None:
             records.read(f"user-{i:05d}", "contact", "main", fields=fields)
 
+        async def through_gateway_async(i: int) -> None:
+            got = await gateway.read_async(
+                alice,
+                subject_id=f"user-{i:05d}",
+                collection="contact",
+                record_id="main",
+                purpose="customer_support",
+            )
+            if "email" not in got.record.fields or "postal_address" in got.record.fields:
+                raise AssertionError("masking is wrong")
+
         for i in range(SUBJECTS):  # claim every bulk slot and warm the caches
             through_gateway(i)
         for callers in (1, 16):
-            for name, op in (("store read alone", store_alone), ("through the gateway", through_gateway)):
+            for name, op in (
+                ("store read alone (threads)", store_alone),
+                ("through the gateway (threads)", through_gateway),
+            ):
                 r = run(callers, seconds, op)
-                results[f"{kind}_{callers}_{name.replace(' ', '_')}"] = r
+                results[f"{kind}_{callers}_{name.split(' (')[0].replace(' ', '_')}_threads"] = r
                 p50, p99 = f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}"
                 rows.append([f"{kind}: {name}", callers, r["per_s"], p50, p99])
+            r = run_async(callers, seconds, through_gateway_async)
+            results[f"{kind}_{callers}_through_the_gateway_asyncio"] = r
+            p50, p99 = f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}"
+            rows.append([f"{kind}: through the gateway (asyncio tasks)", callers, r["per_s"], p50, p99])
         results[f"{kind}_log_size"] = d.log.size
 
 

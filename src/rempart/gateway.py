@@ -76,6 +76,20 @@ class AccessOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A decided access whose entry is not yet recorded."""
+
+    event: Event
+    decisions: Mapping[str, Decision]
+    region: str
+
+    def outcome(self, position: LogPosition) -> AccessOutcome:
+        allowed = tuple(n for n, d in self.decisions.items() if d.allowed)
+        masked = tuple(n for n, d in self.decisions.items() if not d.allowed)
+        return AccessOutcome(allowed, masked, position, self.decisions)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayRead:
     record: Record
     outcome: AccessOutcome
@@ -126,7 +140,7 @@ class Gateway:
             )
         return [spec.fields[n] for n in dict.fromkeys(names)]
 
-    def _decide(
+    def _prepare(
         self,
         principal: Principal,
         *,
@@ -137,8 +151,8 @@ class Gateway:
         purpose: str,
         record_id: str | None,
         extra: Mapping[str, Any] | None = None,
-    ) -> tuple[AccessOutcome, str]:
-        """Steps 1 to 3: facts, decision, durable record. Returns the outcome and the home region."""
+    ) -> _Prepared:
+        """Steps 1 and 2: the facts and the decision, and the entry that records them."""
         check_purpose(purpose)
         now = self.clock.now()
         region = self.records.home_region(subject_id)
@@ -148,8 +162,6 @@ class Gateway:
             principal, action, region, collection, fields, grant, commitment, purpose, now
         )
         decisions = {spec.name: d for spec, d in zip(fields, decided, strict=True)}
-        allowed = tuple(n for n, d in decisions.items() if d.allowed)
-        masked = tuple(n for n, d in decisions.items() if not d.allowed)
         event = _decision_event(
             principal,
             action=action,
@@ -164,9 +176,33 @@ class Gateway:
             now=now,
             extra=extra,
         )
-        position = self.recorder.record(event)  # durable, or AuditUnavailable: fail closed
-        outcome = AccessOutcome(allowed, masked, position, decisions)
-        return outcome, region
+        return _Prepared(event, decisions, region)
+
+    def _decide(
+        self,
+        principal: Principal,
+        *,
+        action: str,
+        subject_id: str,
+        collection: str,
+        fields: list[FieldSpec],
+        purpose: str,
+        record_id: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[AccessOutcome, str]:
+        """Steps 1 to 3: facts, decision, durable record. Returns the outcome and the home region."""
+        prepared = self._prepare(
+            principal,
+            action=action,
+            subject_id=subject_id,
+            collection=collection,
+            fields=fields,
+            purpose=purpose,
+            record_id=record_id,
+            extra=extra,
+        )
+        position = self.recorder.record(prepared.event)  # durable, or AuditUnavailable: fail closed
+        return prepared.outcome(position), prepared.region
 
     def _decide_fields(
         self,
@@ -248,6 +284,39 @@ class Gateway:
             purpose=purpose,
             record_id=record_id,
         )
+        if not outcome.allowed:
+            raise self._refuse(outcome, f"read of {collection}/{record_id}")
+        record = self.records.read(subject_id, collection, record_id, fields=outcome.allowed_fields)
+        return GatewayRead(record, outcome)
+
+    async def read_async(
+        self,
+        principal: Principal,
+        *,
+        subject_id: str,
+        collection: str,
+        record_id: str,
+        purpose: str,
+        fields: Collection[str] | None = None,
+    ) -> GatewayRead:
+        """:meth:`read` for an event loop: the same steps, awaiting the durable record.
+
+        The facts, the decision and the store read run inline (each is a few
+        short queries on the local databases); only the wait for the log's
+        group commit yields the loop, so many concurrent reads share one
+        commit without a thread each.
+        """
+        specs = self._fields(collection, fields)
+        prepared = self._prepare(
+            principal,
+            action="read",
+            subject_id=subject_id,
+            collection=collection,
+            fields=specs,
+            purpose=purpose,
+            record_id=record_id,
+        )
+        outcome = prepared.outcome(await self.recorder.record_async(prepared.event))
         if not outcome.allowed:
             raise self._refuse(outcome, f"read of {collection}/{record_id}")
         record = self.records.read(subject_id, collection, record_id, fields=outcome.allowed_fields)

@@ -266,3 +266,35 @@ def test_scopes_are_built_from_subject_ids_and_pinned_to_one_region(world: World
         duration=timedelta(hours=1),
     )
     assert record.request.scope == scope
+
+
+def test_async_read_is_the_same_door(world: World) -> None:
+    import asyncio
+
+    grant(world)
+    gw = world.deployment.gateway
+
+    async def both() -> list[object]:
+        return await asyncio.gather(
+            gw.read_async(
+                world.principal("operator:alice"),
+                subject_id="u1",
+                collection="contact",
+                record_id="main",
+                purpose="customer_support",
+            ),
+            gw.read_async(
+                world.principal("parent:bob"),
+                subject_id="u1",
+                collection="contact",
+                record_id="main",
+                purpose="customer_support",
+            ),
+            return_exceptions=True,
+        )
+
+    granted, denied = asyncio.run(both())
+    assert dict(granted.record.fields) == {"email": "ana@example.com", "email_verified": True}  # type: ignore[attr-defined]
+    assert isinstance(denied, PermissionDenied)
+    kinds = [(e.body["principal"], e.body["allowed"]) for e in world.events("access.decision")[-2:]]
+    assert sorted(kinds) == [("operator:alice", True), ("parent:bob", False)]

@@ -143,6 +143,10 @@ class Operations:
     def __init__(self, deployment: Deployment) -> None:
         self.d = deployment
         self.decisions = DecisionCounts()
+        config = deployment.config
+        urls = [config.control_database, config.log.database, *(r.store for r in config.regions.values())]
+        self.inline = all(url.startswith("sqlite:") for url in urls)
+        """Every database is a local SQLite file: hot reads may run on the event loop itself."""
 
     # -- who may --------------------------------------------------------------------------
 
@@ -336,6 +340,33 @@ class Operations:
             purpose=purpose,
             fields=_fields_param(fields),
         )
+        return _record_json(read.record, read.outcome)
+
+    async def get_record_async(
+        self,
+        principal: Principal,
+        subject_id: str,
+        collection: str,
+        record_id: str,
+        *,
+        purpose: str,
+        fields: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`get_record` on the event loop: only the durable log append yields."""
+        try:
+            read = await self.d.gateway.read_async(
+                principal,
+                subject_id=subject_id,
+                collection=collection,
+                record_id=record_id,
+                purpose=purpose,
+                fields=_fields_param(fields),
+            )
+        except PermissionDenied as exc:
+            if "log_index" in exc.details:
+                self.decisions.count(False)
+            raise
+        self.decisions.count(True)
         return _record_json(read.record, read.outcome)
 
     def list_records(
