@@ -146,7 +146,8 @@ def test_a_catalog_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "cat.toml").write_text('[collections.notes.fields]\ntext = "protected"\n')
     config = load_config(write(tmp_path, BASE + REGIONS + '[catalog]\npath = "cat.toml"\n'))
     assert list(config.catalog.collections) == ["notes"]
-    assert config.access.sensitive_collections == frozenset()  # the defaults name collections this catalog lacks
+    # The defaults name collections this catalog lacks.
+    assert config.access.sensitive_collections == frozenset()
     assert errors_of(tmp_path, BASE + REGIONS + '[catalog]\npath = "missing.toml"\n')[0].startswith(
         "catalog: cannot read catalog file "
     )
