@@ -580,6 +580,26 @@ class InvariantReplay:
     def feed(self, index: int, data: bytes) -> None:
         """Replay one entry (entries must come in log order, each index once)."""
         self.entries += 1
+        if _DECISION_MARK in data:  # the common case, inlined: a canonical access.decision
+            try:
+                entry: DecisionEntry | None = _DECISION_DECODER.decode(data)
+            except (msgspec.DecodeError, ValueError):
+                entry = None
+            if (
+                entry is not None
+                and entry.type == "access.decision"
+                and entry.v == 1
+                and len(data) <= MAX_ENTRY_SIZE
+                and _canonical_time(entry.time)
+                and _ENCODER.encode(entry) == data
+            ):
+                time = entry.time
+                if self.last_time is not None and time >= self.last_time:
+                    self.last_time = time
+                    self._decision(index, entry)
+                    for observer in self._observers:
+                        observer.decision(index, entry)
+                    return
         try:
             kind, time, body = decode_entry(data)
         except InvalidInput as exc:
@@ -884,26 +904,25 @@ class InvariantReplay:
                 self._categories[(d.collection, f.name)] = f.category
         if not d.allowed:
             return
-        allowed = [f for f in d.fields if f.allowed]
-        if not allowed:
-            return
         subject = d.subject
         if subject is not None:
             if subject in self._erased:
-                self.checked["erasure"] += 1
-                self._find(
-                    "erasure",
-                    index,
-                    f"{d.principal} was allowed to {d.action} {d.collection}."
-                    f"{', '.join(f.name for f in allowed)} of subject {_short(subject)} after that subject's "
-                    f"erasure receipt (entry {self._erased[subject]})",
-                    related=[self._erased[subject]],
-                    subject=subject,
-                    principal=d.principal,
-                )
-            if d.action == "erase" and d.record is None and len(allowed) == len(d.fields):
+                allowed = [f.name for f in d.fields if f.allowed]
+                if allowed:
+                    self.checked["erasure"] += 1
+                    self._find(
+                        "erasure",
+                        index,
+                        f"{d.principal} was allowed to {d.action} {d.collection}.{', '.join(allowed)} "
+                        f"of subject {_short(subject)} after that subject's erasure receipt "
+                        f"(entry {self._erased[subject]})",
+                        related=[self._erased[subject]],
+                        subject=subject,
+                        principal=d.principal,
+                    )
+            if d.action == "erase" and d.record is None and all(f.allowed for f in d.fields):
                 self._erase_decided.setdefault(subject, index)
-        protected = [f.name for f in allowed if f.category == _PROTECTED]
+        protected = [f.name for f in d.fields if f.allowed and f.category == _PROTECTED]
         if not protected or d.action == "egress":
             return
         known = self._principals.get(d.principal)
