@@ -1047,6 +1047,15 @@ class InvariantReplay:
         proposal_id = body.get("proposal")
         previous = self.root
         if self._file_chain is not None:
+            wanted = 1 if self._root_index is None or previous is None else previous.version + 1
+            if version != wanted:
+                self._find(
+                    "governance-threshold",
+                    index,
+                    f"trust root version {version} installed at entry {index} where version {wanted} was due",
+                    version=version,
+                )
+                return
             if version > len(self._file_chain):
                 self._find(
                     "governance-threshold",

@@ -36,7 +36,10 @@ from rempart.tlog.note import Verifier
 
 __all__ = ["audit_app"]
 
-audit_app = typer.Typer(help="Outside verification of a log: mirror and verify, compare checkpoints.")
+audit_app = typer.Typer(
+    help="Outside verification of a log: mirror and verify, compare checkpoints, check the agreement's "
+    "invariants, write reports and per-subject reports, verify proof files."
+)
 app.add_typer(audit_app, name="audit")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -657,3 +657,33 @@ def test_entries_out_of_time_order_are_a_notice_only_beyond_a_minute() -> None:
         ),
     ]
     assert result.last_time == "2026-05-04T09:10:00.000000Z"
+
+
+def test_with_the_auditors_chain_a_skipped_version_is_named(scene: Scene, tmp_path: Path) -> None:
+    auditor = Auditor(scene, tmp_path / "mirror")
+    chain = [scene.trust_root.signed_note]
+    index = scene.record(
+        "governance.trust_root.installed",
+        {
+            "version": 3,
+            "deployment": "x",
+            "document_sha256": "00" * 32,
+            "board_signers": [],
+            "previous_board_signers": [],
+            "proposal": None,
+            "signed_note": scene.trust_root.signed_note.decode(),
+        },
+    )
+    auditor.sync()
+    assert [(f.invariant, f.index, f.message) for f in auditor.check(trust_chain=chain).violations] == [
+        (
+            "governance-threshold",
+            index,
+            f"trust root version 3 installed at entry {index} where version 2 was due",
+        ),
+    ]
+    from_log = auditor.check().violations
+    assert [(f.invariant, f.index) for f in from_log] == [("governance-threshold", index)]
+    assert from_log[0].message.startswith(
+        f"trust root version 3 installed at entry {index} does not verify against version 1: "
+    )
