@@ -52,6 +52,9 @@ class SourceRow:
     raw: str = ""
     """The row as read, for quarantine, when ``values`` could not be decoded."""
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (SourceRow, (self.key, self.values, self.error, self.raw))
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
