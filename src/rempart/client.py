@@ -34,7 +34,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -68,6 +68,7 @@ __all__ = [
     "TokenRecord",
     "WitnessingInfo",
     "error_from_problem",
+    "my_access_report",
     "open",
     "resolve_config",
 ]
@@ -494,6 +495,18 @@ class _Operations:
     def get_subject(self, subject_id: str) -> Subject:
         return Subject.from_json(self._op("get_subject", subject_id))
 
+    def issue_subject_token(
+        self, subject_id: str, *, lifetime: timedelta = timedelta(days=7)
+    ) -> dict[str, Any]:
+        """Support's side of a data-subject request: a token (shown once) for the subject's own report."""
+        token: dict[str, Any] = self._op("issue_subject_token", subject_id, lifetime=lifetime)
+        return token
+
+    def subject_access_report(self, subject_id: str) -> dict[str, Any]:
+        """Every log entry about the subject, each with a base64 C2SP tlog-proof (support and custodian)."""
+        report: dict[str, Any] = self._op("subject_report_for", subject_id)
+        return report
+
     def erase_subject(
         self, subject_id: str, *, reason: str, purpose: str = "data_subject_request"
     ) -> Erasure:
@@ -788,6 +801,13 @@ _ROUTES: dict[str, _Route] = {
     "revoke_token": lambda tid: ("DELETE", f"/tokens/{_p(tid)}", None, None),
     "create_subject": lambda sid, region: ("POST", "/subjects", None, {"subject_id": sid, "region": region}),
     "get_subject": lambda sid: ("GET", f"/subjects/{_p(sid)}", None, None),
+    "issue_subject_token": lambda sid, lifetime: (
+        "POST",
+        f"/subjects/{_p(sid)}/report-tokens",
+        None,
+        {"lifetime_seconds": int(lifetime.total_seconds())},
+    ),
+    "subject_report_for": lambda sid: ("GET", f"/subjects/{_p(sid)}/access-report", None, None),
     "erase_subject": lambda sid, reason, purpose: (
         "POST",
         f"/subjects/{_p(sid)}/erase",
@@ -994,6 +1014,23 @@ class Embedded(_Operations):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def my_access_report(base_url: str, subject_token: str, *, timeout: float = 30.0) -> dict[str, Any]:
+    """For a data subject: fetch your own access report with the ``rps_…`` token support gave you.
+
+    Check each line's proof offline with :func:`rempart.tlog.proof_file.verify_proof_file`
+    (or any C2SP tlog-proof tool) and the log's public key.
+    """
+    with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout) as http:
+        try:
+            response = http.get("/me/access-report", headers={"Authorization": f"Bearer {subject_token}"})
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable(f"GET {base_url}/me/access-report: unreachable ({exc})") from exc
+    if response.status_code >= 400:
+        raise error_from_problem(response.status_code, response.content)
+    report: dict[str, Any] = response.json()
+    return report
 
 
 def open(target: Any, principal: str | None = None) -> Embedded:

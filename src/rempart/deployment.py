@@ -33,6 +33,7 @@ from rempart.access import (
     RosterEntry,
     TokenStore,
 )
+from rempart.access.subject_tokens import SubjectTokenStore
 from rempart.clock import Clock, SystemClock
 from rempart.config import Config
 from rempart.db import Database
@@ -118,6 +119,7 @@ class Deployment:
         self.read_path: LogReadPath
         self.principals: PrincipalStore
         self.tokens: TokenStore
+        self.subject_tokens: SubjectTokenStore
         self.policy_engine: PolicyEngine
         self.policies: PolicyStore
         self.governance: Governance
@@ -172,6 +174,7 @@ class Deployment:
 
         self.principals = PrincipalStore(self.control, recorder=self.recorder, clock=self.clock)
         self.tokens = TokenStore(self.control, recorder=self.recorder, clock=self.clock)
+        self.subject_tokens = SubjectTokenStore(self.control, recorder=self.recorder)
 
         schema = PolicySchema.default()
         self.policy_engine = PolicyEngine(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from rempart.access import Principal, TokenStore
+from rempart.access.subject_tokens import SubjectTokenStore
 from rempart.client import RateLimited
 from rempart.clock import Clock
 from rempart.errors import Unauthenticated
@@ -105,6 +106,26 @@ class Authenticator:
         self.tokens = tokens
         self.clock = clock
         self.limiter = limiter
+
+    def subject(self, request: Request, subject_tokens: SubjectTokenStore) -> str:
+        """The data subject behind a subject-scoped token (``rps_…``), rate-limited like the rest."""
+        address = client_address(request)
+        wait = self.limiter.retry_after(address)
+        if wait is not None:
+            raise RateLimited(
+                f"too many failed authentications from {address}; try again in {wait} s",
+                retry_after=wait,
+            )
+        header = request.headers.get("authorization")
+        scheme, _, token = (header or "").partition(" ")
+        if header is None or scheme.lower() != "bearer" or not token.strip():
+            self.limiter.failed(address)
+            raise Unauthenticated("missing bearer token: send Authorization: Bearer rps_… (from support)")
+        try:
+            return subject_tokens.authenticate(token.strip(), self.clock.now())
+        except Unauthenticated:
+            self.limiter.failed(address)
+            raise
 
     def principal(self, request: Request) -> Principal:
         """The principal behind the request's bearer token, or Unauthenticated (or RateLimited).

@@ -41,6 +41,10 @@ __all__ = [
     "RevokeBody",
     "SubjectBody",
     "SubjectCreatedView",
+    "SubjectReportLine",
+    "SubjectReportView",
+    "SubjectTokenBody",
+    "SubjectTokenView",
     "SubjectView",
     "TokenBody",
     "TokenList",
@@ -168,6 +172,48 @@ class SubjectView(_Out):
     subject_id: str
     region: str
     commitment: str
+
+
+class SubjectTokenBody(_In):
+    lifetime_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+
+
+class SubjectTokenView(_Out):
+    token: str
+    token_id: str
+    subject_id: str
+    expires_at: str
+
+
+class SubjectReportLine(_Out):
+    index: int
+    time: str
+    kind: str
+    type: str
+    org: str | None
+    principal: str | None
+    purpose: str | None
+    action: str | None
+    decision: str | None
+    collection: str | None
+    fields_allowed: list[str]
+    fields_denied: list[str]
+    grant: str | None
+    break_glass: bool | None
+    reasons: list[str]
+    summary: str
+    leaf_hash: str
+    proof_file: str
+    proof: str
+
+
+class SubjectReportView(_Out):
+    commitment: str
+    scanned: int
+    accesses: int
+    entries: list[SubjectReportLine]
+    checkpoint: str
+    tree_size: int
 
 
 class ErasureBody(_In):

@@ -32,6 +32,7 @@ from rempart.access.approvals import APPROVAL_HEADER, REVIEW_HEADER
 from rempart.access.model import check_request_id
 from rempart.access.principals import check_principal_id
 from rempart.access.tokens import TokenInfo
+from rempart.audit.subject_report import build_subject_report
 from rempart.clock import format_time, parse_time
 from rempart.deployment import Deployment
 from rempart.errors import InvalidInput, NotFound, PermissionDenied, RempartError
@@ -293,6 +294,58 @@ class Operations:
             "region": self.d.records.home_region(subject_id),
             "commitment": self.d.records.subject_commitment(subject_id),
         }
+
+    # -- "who accessed my data" -------------------------------------------------------------
+
+    @staticmethod
+    def _serves_subjects(principal: Principal) -> bool:
+        """Support staff (screened operators with the support role) and the custodian."""
+        if principal.disabled:
+            return False
+        if principal.org == "custodian":
+            return True
+        return (
+            principal.org == "operator" and "support" in principal.roles and principal.screening == "cleared"
+        )
+
+    def issue_subject_token(
+        self, principal: Principal, subject_id: str, *, lifetime: timedelta
+    ) -> dict[str, Any]:
+        """A data-subject request: a token that lets the subject fetch their own access report."""
+        if not self._serves_subjects(principal):
+            raise PermissionDenied(
+                f"{principal.id} may not issue subject tokens: support staff and the custodian may"
+            )
+        check_id(subject_id, "subject id")
+        now = self.d.clock.now()
+        issued = self.d.subject_tokens.issue(
+            subject_id,
+            commitment=self.d.records.subject_commitment(subject_id),
+            issued_by=principal.id,
+            now=now,
+            expires_at=now + lifetime,
+        )
+        return {
+            "token": issued.token,
+            "token_id": issued.id,
+            "subject_id": subject_id,
+            "expires_at": format_time(issued.expires_at),
+        }
+
+    def subject_report(self, subject_id: str) -> dict[str, Any]:
+        """Every log entry about the subject, each with a C2SP tlog-proof against the latest checkpoint."""
+        key = self.d.records.commitment_key(subject_id)
+        self.d.log.publish_checkpoint()  # so the report covers every access up to now
+        report: dict[str, Any] = build_subject_report(self.d.read_path, key, subject_id).to_json()
+        return report
+
+    def subject_report_for(self, principal: Principal, subject_id: str) -> dict[str, Any]:
+        if not self._serves_subjects(principal):
+            raise PermissionDenied(
+                f"{principal.id} may not fetch a subject's access report: support staff and the custodian may"
+            )
+        check_id(subject_id, "subject id")
+        return self.subject_report(subject_id)
 
     def erase_subject(
         self, principal: Principal, subject_id: str, *, reason: str, purpose: str = "data_subject_request"
