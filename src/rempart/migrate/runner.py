@@ -45,7 +45,6 @@ from typing import Any
 
 from rempart.clock import Clock, format_time
 from rempart.errors import Conflict
-from rempart.events import EventRecorder
 from rempart.log.sequencer import LogPosition
 from rempart.migrate._work import SealedBatch, SealJob, WorkContext, WorkPool, work_context
 from rempart.migrate.mapping import MigrationMapping
@@ -96,7 +95,11 @@ class RunReport:
 
 
 class MigrationRunner:
-    """Runs (or resumes) one migration: the mapping's run id names it in the control database."""
+    """Runs (or resumes) one migration: the mapping's run id names it in the control database.
+
+    Its log entries go through the record service's recorder (``service.record_all``),
+    so the migration's entries and the store's share one log and one fail-closed path.
+    """
 
     def __init__(
         self,
@@ -105,7 +108,6 @@ class MigrationRunner:
         mapping: MigrationMapping,
         source: LegacySource,
         progress: ProgressStore,
-        recorder: EventRecorder,
         clock: Clock,
         actor: Actor,
         workers: int = 0,
@@ -117,7 +119,6 @@ class MigrationRunner:
         self.mapping = mapping
         self.source = source
         self.progress = progress
-        self.recorder = recorder
         self.clock = clock
         self.actor = actor
         self.workers = workers

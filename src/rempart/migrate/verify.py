@@ -27,7 +27,6 @@ from typing import Any
 
 from rempart.clock import Clock, format_time
 from rempart.errors import Conflict, VerificationFailed
-from rempart.events import EventRecorder
 from rempart.migrate._work import (
     OpenJob,
     PlanJob,
@@ -132,7 +131,6 @@ def verify_run(
     mapping: MigrationMapping,
     source: LegacySource,
     progress: ProgressStore,
-    recorder: EventRecorder,
     clock: Clock,
     actor: Actor,
     workers: int = 0,

@@ -78,7 +78,6 @@ class World:
             mapping=self.mapping,
             source=self.source,
             progress=self.progress,
-            recorder=self.deployment.service.recorder,
             clock=self.deployment.clock,
             actor=MIGRATOR,
             workers=workers,
@@ -93,7 +92,6 @@ class World:
             mapping=self.mapping,
             source=self.source,
             progress=self.progress,
-            recorder=self.deployment.service.recorder,
             clock=self.deployment.clock,
             actor=MIGRATOR,
         )
