@@ -44,6 +44,7 @@ from rempart.policy.policy_set import CompiledPolicies
 from rempart.store.catalog import Catalog, FieldSpec, check_purpose
 from rempart.store.egress import EgressRequest, EgressTransfer
 from rempart.store.records import Actor, Page, Record
+from rempart.store.region import RegionStore
 from rempart.store.service import RecordService
 
 __all__ = ["ACCESS_DECISION", "AccessOutcome", "Gateway", "GatewayPage", "GatewayRead"]
@@ -82,6 +83,8 @@ class _Prepared:
     event: Event
     decisions: Mapping[str, Decision]
     region: str
+    store: RegionStore
+    """The subject's home store, resolved once for the decision and the read."""
 
     def outcome(self, position: LogPosition) -> AccessOutcome:
         allowed = tuple(n for n, d in self.decisions.items() if d.allowed)
@@ -155,8 +158,9 @@ class Gateway:
         """Steps 1 and 2: the facts and the decision, and the entry that records them."""
         check_purpose(purpose)
         now = self.clock.now()
-        region = self.records.home_region(subject_id)
-        commitment = self.records.subject_commitment(subject_id)
+        store = self.records.home_store(subject_id)
+        region = store.region
+        commitment = store.commitment(subject_id)
         grant = self.access.grant_for_use(principal.id, region, collection, commitment, purpose, now)
         decided = self._decide_fields(
             principal, action, region, collection, fields, grant, commitment, purpose, now
@@ -176,7 +180,7 @@ class Gateway:
             now=now,
             extra=extra,
         )
-        return _Prepared(event, decisions, region)
+        return _Prepared(event, decisions, region, store)
 
     def _decide(
         self,
@@ -189,8 +193,8 @@ class Gateway:
         purpose: str,
         record_id: str | None,
         extra: Mapping[str, Any] | None = None,
-    ) -> tuple[AccessOutcome, str]:
-        """Steps 1 to 3: facts, decision, durable record. Returns the outcome and the home region."""
+    ) -> tuple[AccessOutcome, _Prepared]:
+        """Steps 1 to 3: facts, decision, durable record. Returns the outcome and what was prepared."""
         prepared = self._prepare(
             principal,
             action=action,
@@ -202,7 +206,7 @@ class Gateway:
             extra=extra,
         )
         position = self.recorder.record(prepared.event)  # durable, or AuditUnavailable: fail closed
-        return prepared.outcome(position), prepared.region
+        return prepared.outcome(position), prepared
 
     def _decide_fields(
         self,
@@ -275,7 +279,7 @@ class Gateway:
     ) -> GatewayRead:
         """One record, with only the fields the decision allows (the rest masked)."""
         specs = self._fields(collection, fields)
-        outcome, _ = self._decide(
+        outcome, prepared = self._decide(
             principal,
             action="read",
             subject_id=subject_id,
@@ -286,7 +290,7 @@ class Gateway:
         )
         if not outcome.allowed:
             raise self._refuse(outcome, f"read of {collection}/{record_id}")
-        record = self.records.read(subject_id, collection, record_id, fields=outcome.allowed_fields)
+        record = prepared.store.get(subject_id, collection, record_id, fields=outcome.allowed_fields)
         return GatewayRead(record, outcome)
 
     async def read_async(
@@ -319,7 +323,7 @@ class Gateway:
         outcome = prepared.outcome(await self.recorder.record_async(prepared.event))
         if not outcome.allowed:
             raise self._refuse(outcome, f"read of {collection}/{record_id}")
-        record = self.records.read(subject_id, collection, record_id, fields=outcome.allowed_fields)
+        record = prepared.store.get(subject_id, collection, record_id, fields=outcome.allowed_fields)
         return GatewayRead(record, outcome)
 
     def list_records(

@@ -233,12 +233,13 @@ class PreparedKeys:
 
 
 class _OpenKeys:
-    __slots__ = ("cipher", "commitment_key", "kek_id")
+    __slots__ = ("cipher", "commitment", "commitment_key", "kek_id")
 
     def __init__(self, cipher: AeadCipher, commitment_key: bytes, kek_id: str) -> None:
         self.cipher = cipher
         self.commitment_key = commitment_key
         self.kek_id = kek_id
+        self.commitment: str | None = None  # computed on first use, with the keys it derives from
 
     def __repr__(self) -> str:
         return f"_OpenKeys(kek_id={self.kek_id!r}, <keys hidden>)"
@@ -613,7 +614,10 @@ class RegionStore:
 
     def commitment(self, subject_id: str) -> str:
         """The subject's commitment for log entries (HMAC under its commitment key)."""
-        return subject_commitment(self._open(subject_id).commitment_key, subject_id)
+        keys = self._open(subject_id)
+        if keys.commitment is None:
+            keys.commitment = subject_commitment(keys.commitment_key, subject_id)
+        return keys.commitment
 
     def rewrap(self, *, batch: int = 500) -> int:
         """Rewrap every subject key not under the ring's current KEK; returns how many subjects.

@@ -458,6 +458,15 @@ class RecordService:
     def home_region(self, subject_id: str) -> str:
         return self.directory.get(subject_id).home_region
 
+    def home_store(self, subject_id: str) -> RegionStore:
+        """The subject's home region's store, from one directory lookup (NotFound if unknown).
+
+        For reads that resolve a subject once and then use its store (the
+        gateway's hot path); writes go through :meth:`write`, which also
+        checks relocation and residency.
+        """
+        return self._store(self.directory.get(subject_id).home_region)
+
     def subject_commitment(self, subject_id: str) -> str:
         """How the subject appears in log entries (keyed commitment; its key lives in the home region)."""
         return self._store(self.home_region(subject_id)).commitment(subject_id)
