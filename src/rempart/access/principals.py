@@ -11,6 +11,7 @@ it is committed, and refused if the log cannot record it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -198,7 +199,9 @@ _UPDATABLE: Final = frozenset(
 _COLUMNS = "id, display_name, org, location, screening, roles, purposes, vkey, disabled"
 
 
+@functools.lru_cache(maxsize=4096)
 def _from_row(row: tuple[Any, ...]) -> Principal:
+    """A principal from its stored columns; remembered per exact row (every request authenticates)."""
     ident, name, org, location, screening, roles, purposes, vkey, disabled = row
     return Principal(
         str(ident),

@@ -172,7 +172,7 @@ class TokenStore:
             raise Unauthenticated(f"the token was revoked at {revoked_at}")
         if now >= parse_time(expires_at):
             raise Unauthenticated(f"the token expired at {expires_at}")
-        principal = _principal_from_row(row[3:])
+        principal = _principal_from_row(tuple(row[3:]))
         if principal.disabled:
             raise Unauthenticated(f"principal {principal.id} is disabled")
         return principal
