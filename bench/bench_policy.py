@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -136,11 +137,14 @@ def threaded(
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="time per row")
     parser.add_argument("--json-only", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="shorter rows (as python -m bench --quick)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = min(args.seconds, 0.5)
     seconds = args.seconds
 
     schema = PolicySchema.default()
@@ -210,4 +214,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
