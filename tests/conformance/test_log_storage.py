@@ -64,6 +64,11 @@ def test_append_and_read_back(storage: LogStorage) -> None:
     assert storage.size() == 1000
     assert storage.read_entries(0, 1000) == entries
     assert storage.read_entries(500, 503) == entries[500:503]
+    assert storage.read_entries(255, 257) == entries[255:257]  # across a bundle boundary
+    assert storage.read_entries(274, 275) == entries[274:275]  # inside a run written in one go
+    assert storage.read_entries(7, 7) == []
+    with pytest.raises(NotFound):
+        storage.read_entries(999, 1001)
     reference = DictTree(entries)
     assert root_of(1000, storage) == reference.frontier.root()
     for index, size in [(0, 1), (999, 1000), (513, 777)]:

@@ -3,7 +3,7 @@
 The log is a real :class:`TransparencyLog` on SQLite; its tlog-tiles read path
 is served over loopback HTTP straight from that database. The attacks are made
 where an attacker would make them: a database administrator edits, drops or
-reorders rows of ``log_entries``; a log operator signs a fork and serves it to
+reorders entries in ``log_chunks``; a log operator signs a fork and serves it to
 one auditor and not to another. Each is detected and named: which entry
 index, which sizes and roots.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from rempart.errors import VerificationFailed
 from rempart.log import open_log
 from rempart.log.source import HttpSource
 from rempart.log.sqlite import SqliteLogStorage
+from rempart.log.storage import chunk_entries, entries_from_chunks
 from rempart.tlog.checkpoint import Checkpoint
 from rempart.tlog.merkle import leaf_hash, tree_root
 from rempart.tlog.note import Note, Signer
@@ -59,17 +60,6 @@ def served(path: Path) -> Iterator[str]:
         storage.close()
 
 
-def run_sql(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
-    """What a database administrator can do: edit the log's rows directly, in one transaction."""
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            for sql, params in statements:
-                conn.execute(sql, params)
-    finally:
-        conn.close()
-
-
 def root_hex(note: bytes) -> str:
     return Checkpoint.parse(Note.parse(note).text).root.hex()
 
@@ -91,6 +81,26 @@ def log_path(tmp_path: Path, signer: Signer) -> Path:
     return path
 
 
+def rewrite_entries(log_path: Path, change: Callable[[list[bytes]], list[bytes]]) -> None:
+    """What a database administrator could do: rewrite the stored entries behind the log's back."""
+    conn = sqlite3.connect(log_path)
+    try:
+        rows = conn.execute("SELECT start, count, data FROM log_chunks ORDER BY start").fetchall()
+        size = rows[-1][0] + rows[-1][1] if rows else 0
+        entries = change(entries_from_chunks(rows, 0, size))
+        conn.execute("DELETE FROM log_chunks")
+        conn.executemany(
+            "INSERT INTO log_chunks (start, count, data) VALUES (?, ?, ?)", chunk_entries(0, entries)
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def replace_at(entries: list[bytes], index: int, value: bytes) -> list[bytes]:
+    return [*entries[:index], value, *entries[index + 1 :]]
+
+
 def sync(url: str, state: Path, trust: LogTrust) -> None:
     source = HttpSource(url)
     try:
@@ -110,7 +120,7 @@ def test_one_changed_byte_of_one_entry_is_named(log_path: Path, trust: LogTrust,
     original = entry(137)
     changed = original.replace(b'"i":137', b'"i":136')
     assert len(changed) == len(original) and sum(a != b for a, b in zip(changed, original, strict=True)) == 1
-    run_sql(log_path, ("UPDATE log_entries SET data = ? WHERE idx = ?", (changed, 137)))
+    rewrite_entries(log_path, lambda entries: replace_at(entries, 137, changed))
     with served(log_path) as url:
         error = refused(url, tmp_path / "auditor", trust)
     assert error.message == (
@@ -133,7 +143,7 @@ def test_a_changed_entry_already_mirrored_is_a_rewritten_past(
     build_log(log_path, signer, [entry(i) for i in range(310)])
     original = entry(290)
     changed = original.replace(b"honest", b"hOnest")
-    run_sql(log_path, ("UPDATE log_entries SET data = ? WHERE idx = ?", (changed, 290)))
+    rewrite_entries(log_path, lambda entries: replace_at(entries, 290, changed))
     with served(log_path) as url:
         error = refused(url, tmp_path / "auditor", trust)
     assert error.message == (
@@ -146,12 +156,7 @@ def test_a_changed_entry_already_mirrored_is_a_rewritten_past(
 
 
 def test_a_dropped_entry_is_named(log_path: Path, trust: LogTrust, tmp_path: Path) -> None:
-    run_sql(
-        log_path,
-        ("DELETE FROM log_entries WHERE idx = ?", (40,)),
-        ("UPDATE log_entries SET idx = -(idx - 1) WHERE idx > ?", (40,)),
-        ("UPDATE log_entries SET idx = -idx WHERE idx < 0", ()),
-    )
+    rewrite_entries(log_path, lambda entries: entries[:40] + entries[41:])
     with served(log_path) as url:
         error = refused(url, tmp_path / "auditor", trust)
     assert error.message == (
@@ -163,10 +168,8 @@ def test_a_dropped_entry_is_named(log_path: Path, trust: LogTrust, tmp_path: Pat
 
 
 def test_two_reordered_entries_are_named(log_path: Path, trust: LogTrust, tmp_path: Path) -> None:
-    run_sql(
-        log_path,
-        ("UPDATE log_entries SET data = ? WHERE idx = ?", (entry(200), 10)),
-        ("UPDATE log_entries SET data = ? WHERE idx = ?", (entry(10), 200)),
+    rewrite_entries(
+        log_path, lambda entries: replace_at(replace_at(entries, 10, entry(200)), 200, entry(10))
     )
     with served(log_path) as url:
         error = refused(url, tmp_path / "auditor", trust)

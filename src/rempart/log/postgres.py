@@ -18,7 +18,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from rempart.errors import Conflict, NotFound, StorageUnavailable
-from rempart.log.storage import RowHashReads, StoredCheckpoint
+from rempart.log.storage import RowHashReads, StoredCheckpoint, chunk_entries, entries_from_chunks
+from rempart.tlog.tiles import TILE_WIDTH
 from rempart.tlog.tiletree import check_extends
 
 __all__ = ["PostgresLogStorage"]
@@ -26,8 +27,10 @@ __all__ = ["PostgresLogStorage"]
 # pg_advisory_xact_lock key held while appending: one sequencer at a time.
 _SEQUENCER_LOCK = 0x52454D50  # "REMP"
 
+_SIZE = "SELECT start + count FROM log_chunks ORDER BY start DESC LIMIT 1"
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS log_entries (idx bigint PRIMARY KEY, data bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS log_chunks (start bigint PRIMARY KEY, count integer NOT NULL, data bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS log_tiles (key bigint PRIMARY KEY, hashes bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS log_checkpoints (size bigint PRIMARY KEY, note bytea NOT NULL);
 """
@@ -71,8 +74,8 @@ class PostgresLogStorage(RowHashReads):
 
     def size(self) -> int:
         with _translated("reading log size"), self._pool.connection() as conn:
-            row = conn.execute("SELECT MAX(idx) FROM log_entries").fetchone()
-        return 0 if row is None or row[0] is None else int(row[0]) + 1
+            row = conn.execute(_SIZE).fetchone()
+        return 0 if row is None else int(row[0])
 
     def append(self, first: int, entries: Sequence[bytes], rows: Mapping[int, bytes]) -> None:
         if not entries:
@@ -82,8 +85,8 @@ class PostgresLogStorage(RowHashReads):
             conn = self._writer
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQUENCER_LOCK,))
-                row = conn.execute("SELECT MAX(idx) FROM log_entries").fetchone()
-                stored = 0 if row is None or row[0] is None else int(row[0]) + 1
+                row = conn.execute(_SIZE).fetchone()
+                stored = 0 if row is None else int(row[0])
                 if stored != first:
                     raise Conflict(
                         f"log append at {first} but the log holds {stored} entries",
@@ -91,11 +94,11 @@ class PostgresLogStorage(RowHashReads):
                     )
                 with (
                     conn.cursor() as cur,
-                    cur.copy("COPY log_entries (idx, data) FROM STDIN (FORMAT BINARY)") as cp,
+                    cur.copy("COPY log_chunks (start, count, data) FROM STDIN (FORMAT BINARY)") as cp,
                 ):
-                    cp.set_types(["int8", "bytea"])
-                    for i, entry in enumerate(entries, start=first):
-                        cp.write_row((i, entry))
+                    cp.set_types(["int8", "int4", "bytea"])
+                    for chunk in chunk_entries(first, entries):
+                        cp.write_row(chunk)
                 previous = self._fetch_rows(conn, list(rows))
                 for key, new_row in rows.items():
                     check_extends(previous.get(key), new_row)
@@ -120,14 +123,17 @@ class PostgresLogStorage(RowHashReads):
             return self._fetch_rows(conn, list(keys))
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
+        if start >= end:
+            if start == end >= 0:
+                return []
+            raise NotFound(f"log entries [{start}, {end}) are not all stored")
+        lower = start - start % TILE_WIDTH  # no chunk crosses a bundle boundary
         with _translated("reading log entries"), self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT data FROM log_entries WHERE idx >= %s AND idx < %s ORDER BY idx",
-                (start, end),
+                "SELECT start, count, data FROM log_chunks WHERE start >= %s AND start < %s ORDER BY start",
+                (lower, end),
             ).fetchall()
-        if len(rows) != end - start:
-            raise NotFound(f"log entries [{start}, {end}) are not all stored")
-        return [bytes(r[0]) for r in rows]
+        return entries_from_chunks(rows, start, end)
 
     def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         with self._write_lock, _translated("storing a checkpoint"):

@@ -16,16 +16,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rempart.errors import Conflict, NotFound, StorageUnavailable
-from rempart.log.storage import RowHashReads, StoredCheckpoint
+from rempart.log.storage import RowHashReads, StoredCheckpoint, chunk_entries, entries_from_chunks
+from rempart.tlog.tiles import TILE_WIDTH
 from rempart.tlog.tiletree import check_extends
 
 __all__ = ["SqliteLogStorage"]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS log_entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS log_chunks (
+    start INTEGER PRIMARY KEY, count INTEGER NOT NULL, data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log_tiles (key INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS log_checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 """
+
+
+_SIZE = "SELECT start + count FROM log_chunks ORDER BY start DESC LIMIT 1"
 
 
 @contextmanager
@@ -70,8 +76,8 @@ class SqliteLogStorage(RowHashReads):
 
     def size(self) -> int:
         with _translated("reading log size"):
-            row = self._reader().execute("SELECT MAX(idx) FROM log_entries").fetchone()
-        return 0 if row[0] is None else int(row[0]) + 1
+            row = self._reader().execute(_SIZE).fetchone()
+        return 0 if row is None else int(row[0])
 
     def append(self, first: int, entries: Sequence[bytes], rows: Mapping[int, bytes]) -> None:
         if not entries:
@@ -80,16 +86,16 @@ class SqliteLogStorage(RowHashReads):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute("SELECT MAX(idx) FROM log_entries").fetchone()
-                stored = 0 if row[0] is None else int(row[0]) + 1
+                row = conn.execute(_SIZE).fetchone()
+                stored = 0 if row is None else int(row[0])
                 if stored != first:
                     raise Conflict(
                         f"log append at {first} but the log holds {stored} entries",
                         stored_size=stored,
                     )
                 conn.executemany(
-                    "INSERT INTO log_entries (idx, data) VALUES (?, ?)",
-                    zip(range(first, first + len(entries)), entries, strict=True),
+                    "INSERT INTO log_chunks (start, count, data) VALUES (?, ?, ?)",
+                    chunk_entries(first, entries),
                 )
                 previous = self._fetch_rows(conn, list(rows))
                 for key, new_row in rows.items():
@@ -123,18 +129,21 @@ class SqliteLogStorage(RowHashReads):
             return self._fetch_rows(self._reader(), list(keys))
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
+        if start >= end:
+            if start == end >= 0:
+                return []
+            raise NotFound(f"log entries [{start}, {end}) are not all stored")
+        lower = start - start % TILE_WIDTH  # no chunk crosses a bundle boundary
         with _translated("reading log entries"):
             rows = (
                 self._reader()
                 .execute(
-                    "SELECT data FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-                    (start, end),
+                    "SELECT start, count, data FROM log_chunks WHERE start >= ? AND start < ? ORDER BY start",
+                    (lower, end),
                 )
                 .fetchall()
             )
-        if len(rows) != end - start:
-            raise NotFound(f"log entries [{start}, {end}) are not all stored")
-        return [r[0] for r in rows]
+        return entries_from_chunks(rows, start, end)
 
     def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         with self._write_lock, _translated("storing a checkpoint"):

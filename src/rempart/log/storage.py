@@ -5,6 +5,10 @@ and passes the same conformance suite (``tests/conformance/test_log_storage.py``
 
 Node hashes are stored as tile *rows* (:mod:`rempart.tlog.tiletree`): one row
 per tile holding its 8-level subtree, keyed ``tile level << 56 | tile index``.
+The SQL backends store entries as *chunks*: one row per run of consecutive
+entries written together that stays inside one entry bundle, encoded exactly
+as a tlog-tiles bundle (uint16 length prefixes), so a bundle is the
+concatenation of its chunks and a bulk batch writes one row per 256 entries.
 
 Contract
 --------
@@ -30,11 +34,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rempart.errors import NotFound
+from rempart.errors import InvalidInput, NotFound
 from rempart.tlog.merkle import NodeId
+from rempart.tlog.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, decode_entry_bundle
 from rempart.tlog.tiletree import read_nodes, row_keys_for
 
-__all__ = ["LogStorage", "RowHashReads", "StoredCheckpoint"]
+__all__ = ["LogStorage", "RowHashReads", "StoredCheckpoint", "chunk_entries", "entries_from_chunks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +101,38 @@ class RowHashReads:
 
     def read_level(self, level: int, start: int, end: int) -> list[bytes]:
         return self.read_hashes([NodeId(level, i) for i in range(start, end)])
+
+
+def chunk_entries(first: int, entries: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+    """Split entries at bundle boundaries into ``(start, count, bundle-encoded bytes)`` rows."""
+    chunks = []
+    i = 0
+    while i < len(entries):
+        start = first + i
+        take = min(TILE_WIDTH - start % TILE_WIDTH, len(entries) - i)
+        part = entries[i : i + take]
+        for e in part:
+            if len(e) > MAX_ENTRY_SIZE:
+                raise InvalidInput(f"entry of {len(e)} bytes exceeds {MAX_ENTRY_SIZE}")
+        chunks.append((start, take, b"".join([len(e).to_bytes(2, "big") + e for e in part])))
+        i += take
+    return chunks
+
+
+def entries_from_chunks(rows: Sequence[tuple[int, int, bytes]], start: int, end: int) -> list[bytes]:
+    """Entries ``[start, end)`` out of chunk rows ordered by start; NotFound if any is missing."""
+    out: list[bytes] = []
+    expected = None
+    for chunk_start, count, data in rows:
+        if expected is not None and chunk_start != expected:
+            break
+        entries = decode_entry_bundle(bytes(data), count)
+        lo, hi = max(start, chunk_start), min(end, chunk_start + count)
+        if lo < hi:
+            if not out and lo != start:
+                break
+            out.extend(entries[lo - chunk_start : hi - chunk_start])
+        expected = chunk_start + count
+    if len(out) != end - start:
+        raise NotFound(f"log entries [{start}, {end}) are not all stored")
+    return out
