@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rempart.access.facts import field_requests
-from rempart.access.model import ClockMode, Grant, RequestRecord, Scope, grant_context
+from rempart.access.model import ClockMode, Grant, RequestRecord, Scope
 from rempart.access.principals import Principal
 from rempart.access.service import AccessService
 from rempart.clock import Clock
@@ -39,7 +39,7 @@ from rempart.errors import InvalidInput, PermissionDenied
 from rempart.events import Event, EventRecorder
 from rempart.log.sequencer import LogPosition
 from rempart.policy.batcher import DecisionBatcher
-from rempart.policy.model import Decision, RecordContext
+from rempart.policy.model import Decision
 from rempart.policy.policy_set import CompiledPolicies
 from rempart.store.catalog import Catalog, FieldSpec, check_purpose
 from rempart.store.egress import EgressRequest, EgressTransfer
@@ -222,22 +222,43 @@ class Gateway:
     ) -> Sequence[Decision]:
         """One decision per field, memoized on every input Cedar sees.
 
-        The key holds the policy set in force, the principal's entity, the
-        action, the fields' catalog entries (category, purposes) and the
-        request context (purpose and the grant facts at ``now``: status,
-        scope, whether it covers this subject). Cedar's answer is a pure
-        function of exactly these, so a hit is what Cedar would say; any
-        change of policy, principal, grant state or time-derived fact is a
-        different key. The engine below has the same memo per request; this
-        one saves building the requests of an access seen before.
+        The key holds the policy set in force; the principal's facts (org,
+        location, screening, roles, purposes); the action; the fields as the
+        catalog in use describes them; the purpose; and the grant as Cedar
+        sees it at ``now``: its id and version (a grant record never changes
+        within a version: scope, grantee, purpose, break-glass), its status at
+        ``now`` and whether it covers this subject. Cedar's answer is a pure
+        function of exactly these, so a hit is what Cedar would say; any change
+        of policy, principal, grant state or time-derived fact is another key.
+        The key is made of strings and small tuples so that it hashes and
+        compares fast; the engine below keeps the same memo per request.
         """
-        entity = principal.entity()
-        context = RecordContext(purpose, grant_context(grant, commitment, now))
         policies = self.decisions.engine.policies
-        key = (policies.version, entity, action, region, collection, tuple(fields), context)
+        grant_key = (
+            None
+            if grant is None
+            else (grant.id, grant.version, grant.status_at(now), grant.covers(commitment))
+        )
+        key = (
+            policies.version,
+            principal.id,
+            principal.org,
+            principal.location,
+            principal.screening,
+            principal.roles,
+            principal.purposes,
+            action,
+            region,
+            id(self.records.catalog),
+            collection,
+            tuple([f.name for f in fields]),
+            purpose,
+            grant_key,
+        )
         hit = self._memo.get(key)
         if hit is not None and hit[0] is policies:
             return hit[1]
+        entity = principal.entity()
         requests = field_requests(
             principal=entity,
             action=action,

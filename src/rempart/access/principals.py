@@ -165,10 +165,8 @@ class Principal:
         return None if self.vkey is None else Verifier.parse(self.vkey)
 
     def entity(self) -> PrincipalEntity:
-        """The Cedar facts of this principal."""
-        return PrincipalEntity(
-            self.id, self.org, self.location, self.screening, self.roles, self.purposes
-        )
+        """The Cedar facts of this principal (built once per distinct principal)."""
+        return _entity(self.id, self.org, self.location, self.screening, self.roles, self.purposes)
 
     def facts(self) -> dict[str, Any]:
         """What the log records about a principal: everything but the display name."""
@@ -197,6 +195,13 @@ _UPDATABLE: Final = frozenset(
     {"display_name", "location", "screening", "roles", "purposes", "vkey", "disabled"}
 )
 _COLUMNS = "id, display_name, org, location, screening, roles, purposes, vkey, disabled"
+
+
+@functools.lru_cache(maxsize=4096)
+def _entity(
+    ident: str, org: str, location: str, screening: str, roles: frozenset[str], purposes: frozenset[str]
+) -> PrincipalEntity:
+    return PrincipalEntity(ident, org, location, screening, roles, purposes)
 
 
 @functools.lru_cache(maxsize=4096)
