@@ -18,9 +18,17 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from rempart.errors import Conflict, NotFound, StorageUnavailable
-from rempart.log.storage import RowHashReads, StoredCheckpoint, chunk_entries, entries_from_chunks
+from rempart.log.storage import (
+    EdgeRows,
+    RowHashReads,
+    StoredCheckpoint,
+    check_run_follows,
+    chunk_entries,
+    entries_from_chunks,
+    split_rows,
+)
 from rempart.tlog.tiles import TILE_WIDTH
-from rempart.tlog.tiletree import check_extends
+from rempart.tlog.tiletree import check_extends, split_key
 
 __all__ = ["PostgresLogStorage"]
 
@@ -32,6 +40,9 @@ _SIZE = "SELECT start + count FROM log_chunks ORDER BY start DESC LIMIT 1"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_chunks (start bigint PRIMARY KEY, count integer NOT NULL, data bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS log_tiles (key bigint PRIMARY KEY, hashes bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS log_edge (
+    tile bigint NOT NULL, start integer NOT NULL, hashes bytea NOT NULL, PRIMARY KEY (tile, start)
+);
 CREATE TABLE IF NOT EXISTS log_checkpoints (size bigint PRIMARY KEY, note bytea NOT NULL);
 """
 
@@ -67,6 +78,7 @@ class PostgresLogStorage(RowHashReads):
                 open=True,
             )
         self._write_lock = threading.Lock()
+        self._edge = EdgeRows()
 
     def _reconnect_writer_if_broken(self) -> None:
         if self._writer.closed or self._writer.broken:
@@ -99,15 +111,31 @@ class PostgresLogStorage(RowHashReads):
                     cp.set_types(["int8", "int4", "bytea"])
                     for chunk in chunk_entries(first, entries):
                         cp.write_row(chunk)
-                previous = self._fetch_rows(conn, list(rows))
-                for key, new_row in rows.items():
+                whole, runs = split_rows(first, len(entries), rows)
+                previous = self._fetch_rows(conn, list(whole))
+                for key, new_row in whole.items():
                     check_extends(previous.get(key), new_row)
+                for run in runs:
+                    last = conn.execute(
+                        "SELECT start, hashes FROM log_edge WHERE tile = %s ORDER BY start DESC LIMIT 1",
+                        (run.tile,),
+                    ).fetchone()
+                    check_run_follows(run, None if last is None else (int(last[0]), bytes(last[1])))
                 with conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO log_tiles (key, hashes) VALUES (%s, %s) "
-                        "ON CONFLICT (key) DO UPDATE SET hashes = EXCLUDED.hashes",
-                        list(rows.items()),
-                    )
+                    if whole:
+                        cur.executemany(
+                            "INSERT INTO log_tiles (key, hashes) VALUES (%s, %s) "
+                            "ON CONFLICT (key) DO UPDATE SET hashes = EXCLUDED.hashes",
+                            list(whole.items()),
+                        )
+                    if runs:
+                        cur.executemany(
+                            "INSERT INTO log_edge (tile, start, hashes) VALUES (%s, %s, %s)",
+                            [(r.tile, r.start, r.hashes) for r in runs],
+                        )
+                    filled = [(split_key(k)[1],) for k in whole if split_key(k)[0] == 0]
+                    if filled:
+                        cur.executemany("DELETE FROM log_edge WHERE tile = %s", filled)
 
     @staticmethod
     def _fetch_rows(conn: psycopg.Connection[Any], keys: list[int]) -> dict[int, bytes]:
@@ -120,7 +148,15 @@ class PostgresLogStorage(RowHashReads):
 
     def read_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
         with _translated("reading log hashes"), self._pool.connection() as conn:
-            return self._fetch_rows(conn, list(keys))
+            found = self._fetch_rows(conn, list(keys))
+            partial = [split_key(k)[1] for k in keys if k not in found and split_key(k)[0] == 0]
+            if partial:
+                runs = conn.execute(
+                    "SELECT tile, start, hashes FROM log_edge WHERE tile = ANY(%s) ORDER BY tile, start",
+                    (partial,),
+                ).fetchall()
+                found.update(self._edge.rows([(int(t), int(s), bytes(h)) for t, s, h in runs]))
+        return found
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
         if start >= end:

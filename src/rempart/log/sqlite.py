@@ -16,9 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rempart.errors import Conflict, NotFound, StorageUnavailable
-from rempart.log.storage import RowHashReads, StoredCheckpoint, chunk_entries, entries_from_chunks
+from rempart.log.storage import (
+    EdgeRows,
+    RowHashReads,
+    StoredCheckpoint,
+    check_run_follows,
+    chunk_entries,
+    entries_from_chunks,
+    split_rows,
+)
 from rempart.tlog.tiles import TILE_WIDTH
-from rempart.tlog.tiletree import check_extends
+from rempart.tlog.tiletree import check_extends, split_key
 
 __all__ = ["SqliteLogStorage"]
 
@@ -27,11 +35,20 @@ CREATE TABLE IF NOT EXISTS log_chunks (
     start INTEGER PRIMARY KEY, count INTEGER NOT NULL, data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS log_tiles (key INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS log_edge (
+    tile INTEGER NOT NULL, start INTEGER NOT NULL, hashes BLOB NOT NULL, PRIMARY KEY (tile, start)
+);
 CREATE TABLE IF NOT EXISTS log_checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 """
 
 
 _SIZE = "SELECT start + count FROM log_chunks ORDER BY start DESC LIMIT 1"
+_TAIL = "SELECT start, hashes FROM log_edge WHERE tile = ? ORDER BY start DESC LIMIT 1"
+_SIZE_AND_TAIL = (
+    f"SELECT ({_SIZE}), "
+    "(SELECT start FROM log_edge WHERE tile = ? ORDER BY start DESC LIMIT 1), "
+    "(SELECT hashes FROM log_edge WHERE tile = ? ORDER BY start DESC LIMIT 1)"
+)
 
 
 @contextmanager
@@ -64,6 +81,7 @@ class SqliteLogStorage(RowHashReads):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._in_clauses: dict[int, str] = {}
+        self._edge = EdgeRows()
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -86,23 +104,44 @@ class SqliteLogStorage(RowHashReads):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(_SIZE).fetchone()
-                stored = 0 if row is None else int(row[0])
+                # Each call into SQLite lets other threads take the GIL and must win it
+                # back, so the common small batch makes as few calls as it can: one
+                # query for the size (the fence) and the tail of the partial tile.
+                whole, runs = split_rows(first, len(entries), rows)
+                tail = runs[0].tile if len(runs) == 1 else -1
+                stored, last_start, last_hashes = conn.execute(_SIZE_AND_TAIL, (tail, tail)).fetchone()
+                stored = 0 if stored is None else int(stored)
                 if stored != first:
                     raise Conflict(
                         f"log append at {first} but the log holds {stored} entries",
                         stored_size=stored,
                     )
-                conn.executemany(
-                    "INSERT INTO log_chunks (start, count, data) VALUES (?, ?, ?)",
-                    chunk_entries(first, entries),
-                )
-                previous = self._fetch_rows(conn, list(rows))
-                for key, new_row in rows.items():
-                    check_extends(previous.get(key), new_row)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO log_tiles (key, hashes) VALUES (?, ?)", rows.items()
-                )
+                chunks = chunk_entries(first, entries)
+                if len(chunks) == 1:
+                    conn.execute("INSERT INTO log_chunks (start, count, data) VALUES (?, ?, ?)", chunks[0])
+                else:
+                    conn.executemany("INSERT INTO log_chunks (start, count, data) VALUES (?, ?, ?)", chunks)
+                if whole:
+                    previous = self._fetch_rows(conn, list(whole))
+                    for key, new_row in whole.items():
+                        check_extends(previous.get(key), new_row)
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO log_tiles (key, hashes) VALUES (?, ?)", whole.items()
+                    )
+                    filled = [(split_key(k)[1],) for k in whole if split_key(k)[0] == 0]
+                    if filled:
+                        conn.executemany("DELETE FROM log_edge WHERE tile = ?", filled)
+                for run in runs:
+                    last = (
+                        (last_start, last_hashes)
+                        if run.tile == tail
+                        else conn.execute(_TAIL, (run.tile,)).fetchone()
+                    )
+                    check_run_follows(run, None if last is None or last[0] is None else last)
+                    conn.execute(
+                        "INSERT INTO log_edge (tile, start, hashes) VALUES (?, ?, ?)",
+                        (run.tile, run.start, run.hashes),
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -126,7 +165,17 @@ class SqliteLogStorage(RowHashReads):
 
     def read_rows(self, keys: Sequence[int]) -> dict[int, bytes]:
         with _translated("reading log hashes"):
-            return self._fetch_rows(self._reader(), list(keys))
+            conn = self._reader()
+            found = self._fetch_rows(conn, list(keys))
+            partial = [split_key(k)[1] for k in keys if k not in found and split_key(k)[0] == 0]
+            if partial:
+                marks = ",".join("?" * len(partial))
+                runs = conn.execute(
+                    f"SELECT tile, start, hashes FROM log_edge WHERE tile IN ({marks}) ORDER BY tile, start",
+                    partial,
+                ).fetchall()
+                found.update(self._edge.rows(runs))
+        return found
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
         if start >= end:

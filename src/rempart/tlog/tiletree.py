@@ -36,8 +36,10 @@ __all__ = [
     "edge_keys",
     "locate",
     "read_nodes",
+    "row_from_leaves",
     "row_key",
     "row_keys_for",
+    "split_key",
 ]
 
 _INDEX_BITS = 56
@@ -139,6 +141,24 @@ def _fill(row: bytearray, start: int, hashes: Sequence[bytes]) -> bytes | None:
         top = _SUB_OFFSET[TILE_HEIGHT - 1]
         return sha(b"\x01" + row[top : top + 2 * HASH_SIZE]).digest()
     return None
+
+
+def row_from_leaves(hashes: bytes) -> bytes:
+    """The level-0 row of a tile whose first ``len(hashes) // 32`` leaf hashes are ``hashes``.
+
+    Every parent those leaves complete is computed; the rest stays zero. Lets
+    storage keep a partial tile as its leaf hashes alone and rebuild the row.
+    """
+    if len(hashes) % HASH_SIZE or len(hashes) > TILE_WIDTH * HASH_SIZE:
+        raise InvalidInput(f"{len(hashes)} bytes are not up to {TILE_WIDTH} whole hashes")
+    row = bytearray(ROW_BYTES)
+    _fill(row, 0, [hashes[i : i + HASH_SIZE] for i in range(0, len(hashes), HASH_SIZE)])
+    return bytes(row)
+
+
+def split_key(key: int) -> tuple[int, int]:
+    """(tile level, tile index) of a row key."""
+    return key >> _INDEX_BITS, key & ((1 << _INDEX_BITS) - 1)
 
 
 class TiledTree:

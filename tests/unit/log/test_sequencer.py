@@ -196,8 +196,25 @@ def test_recovery_detects_altered_storage(tmp_path: Path) -> None:
     import sqlite3
 
     conn = sqlite3.connect(path)
-    # The root node of the 4-entry tree, which the stored checkpoint signs.
-    key, offset = locate(2, 0)
+    # The 4 entries fill part of tile 0: storage keeps their leaf hashes; flip a bit of one.
+    (start, hashes) = conn.execute("SELECT start, hashes FROM log_edge WHERE tile = 0").fetchone()
+    assert (start, len(hashes)) == (0, 4 * 32)
+    tampered = bytes([hashes[0] ^ 1]) + hashes[1:]
+    conn.execute("UPDATE log_edge SET hashes = ? WHERE tile = 0", (tampered,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(VerificationFailed, match="storage was altered"):
+        open_log(SqliteLogStorage(path))
+
+
+def test_recovery_detects_an_altered_full_tile(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    with open_log(SqliteLogStorage(path)) as log:
+        log.append_many([b"%d" % i for i in range(300)])  # tile 0 full, tile 1 partial
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    key, offset = locate(8, 0)  # the root of tile 0, stored one tile level up (a partial row)
     (row,) = conn.execute("SELECT hashes FROM log_tiles WHERE key = ?", (key,)).fetchone()
     tampered = row[:offset] + bytes([row[offset] ^ 1]) + row[offset + 1 :]
     conn.execute("UPDATE log_tiles SET hashes = ? WHERE key = ?", (tampered, key))
