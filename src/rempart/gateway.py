@@ -299,20 +299,9 @@ class Gateway:
         fields: Collection[str] | None = None,
     ) -> GatewayRead:
         """One record, with only the fields the decision allows (the rest masked)."""
-        specs = self._fields(collection, fields)
-        outcome, prepared = self._decide(
-            principal,
-            action="read",
-            subject_id=subject_id,
-            collection=collection,
-            fields=specs,
-            purpose=purpose,
-            record_id=record_id,
-        )
-        if not outcome.allowed:
-            raise self._refuse(outcome, f"read of {collection}/{record_id}")
-        record = prepared.store.get(subject_id, collection, record_id, fields=outcome.allowed_fields)
-        return GatewayRead(record, outcome)
+        prepared = self._prepare_read(principal, subject_id, collection, record_id, purpose, fields)
+        position = self.recorder.record(prepared.event)  # durable, or AuditUnavailable: fail closed
+        return self._finish_read(prepared, position, subject_id, collection, record_id)
 
     async def read_async(
         self,
@@ -331,17 +320,39 @@ class Gateway:
         group commit yields the loop, so many concurrent reads share one
         commit without a thread each.
         """
-        specs = self._fields(collection, fields)
-        prepared = self._prepare(
+        prepared = self._prepare_read(principal, subject_id, collection, record_id, purpose, fields)
+        position = await self.recorder.record_async(prepared.event)
+        return self._finish_read(prepared, position, subject_id, collection, record_id)
+
+    def _prepare_read(
+        self,
+        principal: Principal,
+        subject_id: str,
+        collection: str,
+        record_id: str,
+        purpose: str,
+        fields: Collection[str] | None,
+    ) -> _Prepared:
+        return self._prepare(
             principal,
             action="read",
             subject_id=subject_id,
             collection=collection,
-            fields=specs,
+            fields=self._fields(collection, fields),
             purpose=purpose,
             record_id=record_id,
         )
-        outcome = prepared.outcome(await self.recorder.record_async(prepared.event))
+
+    def _finish_read(
+        self,
+        prepared: _Prepared,
+        position: LogPosition,
+        subject_id: str,
+        collection: str,
+        record_id: str,
+    ) -> GatewayRead:
+        """Steps 4 and 5, once the decision is durable: refuse, or read only the allowed fields."""
+        outcome = prepared.outcome(position)
         if not outcome.allowed:
             raise self._refuse(outcome, f"read of {collection}/{record_id}")
         record = prepared.store.get(subject_id, collection, record_id, fields=outcome.allowed_fields)

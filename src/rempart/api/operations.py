@@ -16,7 +16,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -165,16 +166,21 @@ class Operations:
     def _sees_everything(principal: Principal) -> bool:
         return principal.org in OVERSIGHT_ORGS or Operations.is_admin(principal)
 
-    def _gated(self, call: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a gateway call, counting whether its decision allowed or refused the access."""
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count whether the gateway's decision inside allowed or refused the access."""
         try:
-            result = call(*args, **kwargs)
+            yield
         except PermissionDenied as exc:
-            if "log_index" in exc.details:
+            if "log_index" in exc.details:  # refused by a recorded decision
                 self.decisions.count(False)
             raise
         self.decisions.count(True)
-        return result
+
+    def _gated(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a gateway call, counting whether its decision allowed or refused the access."""
+        with self._counted():
+            return call(*args, **kwargs)
 
     # -- principals ------------------------------------------------------------------------
 
@@ -406,7 +412,7 @@ class Operations:
         fields: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """:meth:`get_record` on the event loop: only the durable log append yields."""
-        try:
+        with self._counted():
             read = await self.d.gateway.read_async(
                 principal,
                 subject_id=subject_id,
@@ -415,11 +421,6 @@ class Operations:
                 purpose=purpose,
                 fields=_fields_param(fields),
             )
-        except PermissionDenied as exc:
-            if "log_index" in exc.details:
-                self.decisions.count(False)
-            raise
-        self.decisions.count(True)
         return _record_json(read.record, read.outcome)
 
     def list_records(
