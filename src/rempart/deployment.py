@@ -44,7 +44,7 @@ from rempart.governance.proposals import Proposal
 from rempart.log import create_signer, load_signer, open_log
 from rempart.log.sequencer import TransparencyLog
 from rempart.log.serving import LogReadPath
-from rempart.log.witnessing import CheckpointWitnessing, WitnessEndpoint
+from rempart.log.witnessing import CheckpointWitnessing, WitnessAddress, WitnessEndpoint
 from rempart.policy import DEFAULT_POLICIES, CompiledPolicies, PolicyEngine, PolicySchema
 from rempart.policy.batcher import DecisionBatcher
 from rempart.policy.store import PolicyStore
@@ -158,17 +158,6 @@ class Deployment:
             checkpoint_interval=config.log.checkpoint_interval,
         )
         stack.callback(self.log.close)
-        if config.witnesses:
-            self.witnessing = CheckpointWitnessing(
-                storage=self.log.storage,
-                witnesses=[
-                    WitnessEndpoint(w.url, CosignatureVerifier.parse(w.vkey)) for w in config.witnesses
-                ],
-                threshold=len(config.witnesses),
-                clock=self.clock,
-            )
-            self.witnessing.attach(self.log)
-            stack.callback(self.witnessing.close)
         self.recorder = LogRecorder(self.log)
         self.read_path = LogReadPath(self.log.storage)
 
@@ -195,6 +184,7 @@ class Deployment:
             proposal_lifetime=config.governance.proposal_lifetime,
             appliers={ProposalKind.POLICY_SET: PolicySetApplier(self.policies)},
         )
+        self._start_witnessing()
         self.records = RecordService.open(
             config,
             recorder=self.recorder,
@@ -220,6 +210,29 @@ class Deployment:
             recorder=self.recorder,
             clock=self.clock,
         )
+
+    def _start_witnessing(self) -> None:
+        """Send each new checkpoint to the witnesses, as the trust root in force names them.
+
+        Before the first trust root, the configuration's ``[[witnesses]]`` are
+        used and every one of them must cosign.
+        """
+        root = self.governance.trust_roots.current_or_none()
+        witnesses: list[WitnessAddress]
+        if root is not None and root.witnesses:
+            witnesses, threshold = list(root.witnesses), root.witness_threshold
+        elif self.config.witnesses:
+            witnesses = [
+                WitnessEndpoint(w.url, CosignatureVerifier.parse(w.vkey)) for w in self.config.witnesses
+            ]
+            threshold = len(witnesses)
+        else:
+            return
+        self.witnessing = CheckpointWitnessing(
+            storage=self.log.storage, witnesses=witnesses, threshold=threshold, clock=self.clock
+        )
+        self.witnessing.attach(self.log)
+        self._stack.callback(self.witnessing.close)
 
     def close(self) -> None:
         self._stack.close()
