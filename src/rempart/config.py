@@ -37,7 +37,7 @@ The file (the default, as :func:`default_config_text` writes it)::
 
 Optional tables, validated when present: ``[catalog]`` (``path = "…"`` or
 inline ``[catalog.collections.…]``; default: the shipped catalog), ``[access]``,
-``[server]``, ``[[witnesses]]``, ``[governance]``.
+``[policy]``, ``[server]``, ``[[witnesses]]``, ``[governance]``.
 """
 
 from __future__ import annotations
@@ -457,6 +457,7 @@ _TOP = {
     "regions",
     "catalog",
     "access",
+    "policy",
     "server",
     "witnesses",
     "governance",

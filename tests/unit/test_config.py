@@ -200,7 +200,7 @@ max_duration = "forever"
 def test_missing_tables_and_unknown_top_level_keys(tmp_path: Path) -> None:
     assert errors_of(tmp_path, '[deployment]\nname = "t"\n[extra]\n') == [
         "extra: unknown key (expected one of: access, catalog, control, deployment, governance, keyring, "
-        "log, "
+        "log, policy, "
         "regions, server, witnesses)",
         "control: missing table",
         "control.database: missing: expected a string",
@@ -271,6 +271,15 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
     with pytest.raises(ConfigurationError, match="^config: .*rempart.toml is not valid TOML: "):
         load_config(write(tmp_path, "[deployment\n"))
+
+
+def test_the_policy_table_sets_the_cedar_memo(tmp_path: Path) -> None:
+    text = BASE + REGIONS + "[policy]\ncache_size = 10\nvalidate_requests = false\n"
+    config = load_config(write(tmp_path, text))
+    assert (config.policy.cache_size, config.policy.validate_requests) == (10, False)
+    assert errors_of(tmp_path, text.replace("= false", '= "no"')) == [
+        "policy.validate_requests: expected true or false, got 'no'"
+    ]
 
 
 def test_parse_duration() -> None:
