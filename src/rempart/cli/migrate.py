@@ -421,7 +421,12 @@ def attest(
             deployment=site.config.name,
         )
     if output is not None:
-        output.write_bytes(attestation.note)
+        try:
+            output.write_bytes(attestation.note)
+        except OSError as exc:
+            raise InvalidInput(
+                f"the attestation is recorded and kept with the run, but {output} cannot be written: {exc}"
+            ) from exc
     if json_out:
         emit_json(
             {
@@ -442,12 +447,17 @@ def check_attestation(
     json_out: JsonFlag = False,
 ) -> None:
     """Verify an attestation's signature offline with the custodian's public key; print its statement."""
-    text = Path(vkey[1:]).read_text().strip() if vkey.startswith("@") else vkey
-    statement = verify_attestation(note.read_bytes(), Verifier.parse(text))
+    try:
+        text = Path(vkey[1:]).read_text().strip() if vkey.startswith("@") else vkey
+        signed = note.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    verifier = Verifier.parse(text)
+    statement = verify_attestation(signed, verifier)
     if json_out:
         emit_json(statement)
         return
-    console.print(f"attestation of run {statement['run']} verified: signed by {Verifier.parse(text).name}")
+    console.print(f"attestation of run {statement['run']} verified: signed by {verifier.name}")
     console.print(_counts_table("attested counts", statement["regions"]))
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from rempart.db import parse_database_url
-from rempart.errors import ConfigurationError
+from rempart.errors import ConfigurationError, InvalidInput
 from rempart.store.catalog import Catalog
 from rempart.store.records import check_id
 
@@ -316,7 +316,7 @@ def parse_mapping(
         errors.add("region.map", "expected a table of source value = region")
     else:
         for value, region in table.items():
-            if region not in regions:
+            if not isinstance(region, str) or region not in regions:
                 errors.add(
                     f"region.map.{value}",
                     f"unknown region {region!r} (the deployment has: {', '.join(sorted(regions))})",
@@ -324,7 +324,7 @@ def parse_mapping(
             else:
                 region_map[str(value)] = region
     default = reg.get("default")
-    if default is not None and default not in regions:
+    if default is not None and (not isinstance(default, str) or default not in regions):
         errors.add(
             "region.default", f"unknown region {default!r} (the deployment has: {', '.join(sorted(regions))})"
         )
@@ -358,8 +358,8 @@ def parse_mapping(
         if record_id:
             try:
                 check_id(record_id, "record id")
-            except Exception as exc:  # InvalidInput: reported with its path
-                errors.add(f"{path}.record_id", str(exc))
+            except InvalidInput as exc:
+                errors.add(f"{path}.record_id", exc.message)
         fields = _fields(item.get("fields"), f"{path}.fields", errors)
         fields_from = _column(item, "fields_from", path, errors)
         if not fields and not fields_from:

@@ -105,3 +105,21 @@ def test_mapping_mistakes_exit_with_their_key_path(
         err.splitlines()[0]
         == "error (configuration_error): region.map.FR: unknown region 'eu' (the deployment has: row, us)"
     )
+
+
+def test_check_attestation_names_a_file_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vkey = Signer.generate("custodian.example/migration").vkey()
+    missing = tmp_path / "absent.note"
+    code, _, err = rempart(capsys, monkeypatch, "migrate", "check-attestation", missing, "--vkey", vkey)
+    assert code == 2
+    assert err.strip() == f"error (invalid_input): cannot read {missing}: No such file or directory"
+    code, _, err = rempart(
+        capsys, monkeypatch, "migrate", "check-attestation", missing, "--vkey", f"@{tmp_path / 'absent.vkey'}"
+    )
+    assert code == 2
+    assert (
+        err.strip()
+        == f"error (invalid_input): cannot read {tmp_path / 'absent.vkey'}: No such file or directory"
+    )

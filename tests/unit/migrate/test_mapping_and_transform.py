@@ -107,6 +107,19 @@ def test_mapping_mistakes_name_their_key_path(change: tuple[str, str], path: str
     assert caught.value.message == f"{path}: {message}"
 
 
+def test_region_names_that_are_not_strings_are_mistakes_not_crashes() -> None:
+    """The CLI passes the deployment's regions as a mapping: a list or table value must not reach ``in``."""
+    text = GOOD.replace('map = { US = "us", FR = "row" }', 'map = { US = ["us"] }\ndefault = { r = 1 }')
+    with pytest.raises(ConfigurationError) as caught:
+        parse_mapping(
+            tomllib.loads(text), catalog=CATALOG, regions={"us": 1, "row": 2}, base=Path("/data"), text=text
+        )
+    assert caught.value.message.split("\n") == [
+        "region.map.US: unknown region ['us'] (the deployment has: row, us)",
+        "region.default: unknown region {'r': 1} (the deployment has: row, us)",
+    ]
+
+
 def test_postgresql_source_needs_url_key_and_one_of_table_or_query() -> None:
     text = GOOD.replace('kind = "jsonl"\npath = "rows.jsonl"', 'kind = "postgresql"\nurl = "sqlite:///x.db"')
     with pytest.raises(ConfigurationError) as caught:
