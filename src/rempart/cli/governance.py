@@ -34,15 +34,17 @@ from rempart.governance import (
     sign_trust_root,
     verify_chain,
 )
-from rempart.keyfiles import read_secret_file, write_secret_file
+from rempart.keyfiles import write_secret_file
 from rempart.log import load_signer, open_log
 from rempart.tlog.note import Signer
 
 __all__ = [
     "DataDir",
     "JsonFlag",
+    "KeyFile",
     "deployment",
-    "load_key",
+    "log_database_url",
+    "log_key_file",
     "proposal_app",
     "read_input",
     "trust_root_app",
@@ -70,8 +72,24 @@ def read_input(path: Path) -> bytes:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
 
 
-def load_key(path: Path) -> Signer:
-    return Signer.parse(read_secret_file(path).decode("utf-8").strip())
+def _no_log(data_dir: Path) -> NotFound:
+    return NotFound(f"no log in {data_dir}; create one with: rempart log init --data-dir {data_dir}")
+
+
+def log_key_file(data_dir: Path) -> Path:
+    """The embedded log's key file; NotFound, with the command that creates one, if there is no log."""
+    log_key = data_dir / "keys" / "log.key"
+    if not log_key.exists():
+        raise _no_log(data_dir)
+    return log_key
+
+
+def log_database_url(data_dir: Path) -> str:
+    """The embedded log's database URL; NotFound if there is none (opening it would create an empty log)."""
+    path = data_dir / "log.db"
+    if not path.exists():
+        raise _no_log(data_dir)
+    return f"sqlite:///{path}"
 
 
 @contextmanager
@@ -79,12 +97,10 @@ def deployment(data_dir: Path, *, lifetime: timedelta | None = None) -> Iterator
     """Governance over the embedded deployment's control database and log."""
     from rempart.access.principals import PrincipalStore
 
-    log_key = data_dir / "keys" / "log.key"
-    if not log_key.exists():
-        raise NotFound(f"no log in {data_dir}; create one with: rempart log init --data-dir {data_dir}")
+    log_key = log_key_file(data_dir)
     db = Database.open(f"sqlite:///{data_dir / 'control.db'}")
     try:
-        with open_log(f"sqlite:///{data_dir / 'log.db'}", load_signer(log_key)) as log:
+        with open_log(log_database_url(data_dir), load_signer(log_key)) as log:
             recorder = LogRecorder(log)
             principals = PrincipalStore(db, recorder=recorder, clock=SystemClock())
             yield Governance(
@@ -131,7 +147,7 @@ def sign(
 ) -> None:
     """Sign a trust root version: your note signature and your TUF root signature, in one bundle."""
     target = _read_bundle_or_document(read_input(file))
-    bundle = sign_trust_root(target, load_key(key))
+    bundle = sign_trust_root(target, load_signer(key))
     root = bundle.root
     text = bundle.dumps()
     if out is None:
@@ -244,7 +260,7 @@ def draft(
     """Draft a proposal; board members sign the exact text it prints (or writes to --out)."""
     try:
         body = json.loads(read_input(payload))
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError)
         raise InvalidInput(f"{payload} is not JSON: {exc}") from exc
 
     with deployment(data_dir) as gov:
@@ -267,7 +283,7 @@ def sign_text(
     key: KeyFile,
 ) -> None:
     """Sign a proposal's exact text with your board key; prints the signed note."""
-    print(sign_proposal(read_input(text_file), [load_key(key)]).decode("utf-8"), end="")
+    print(sign_proposal(read_input(text_file), [load_signer(key)]).decode("utf-8"), end="")
 
 
 @proposal_app.command("add-signature")

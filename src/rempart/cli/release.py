@@ -16,9 +16,18 @@ import typer
 from rich.table import Table
 
 from rempart.cli._app import app, console, emit_json
-from rempart.cli.governance import DEFAULT_DATA_DIR, DataDir, JsonFlag, deployment, load_key, read_input
+from rempart.cli.governance import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    JsonFlag,
+    KeyFile,
+    deployment,
+    log_database_url,
+    log_key_file,
+    read_input,
+)
 from rempart.clock import SystemClock, format_time
-from rempart.errors import InvalidInput, NotFound, VerificationFailed
+from rempart.errors import InvalidInput, VerificationFailed
 from rempart.events import Event, LogRecorder
 from rempart.governance import (
     ArtifactKind,
@@ -39,8 +48,6 @@ release_app = typer.Typer(
     help="Releases: submitted by engineering, signed by custodian reviewers, verified by TUF."
 )
 app.add_typer(release_app, name="release")
-
-KeyFile = Annotated[Path, typer.Option("--key", help="Your note signing key file (mode 0600).")]
 
 
 @release_app.command("submit")
@@ -73,7 +80,7 @@ def submit(
             submitter=submitter,
             submitted=now,
         )
-        release = gov.releases.submit(sign_release(text, [load_key(key)]), now=now)
+        release = gov.releases.submit(sign_release(text, [load_signer(key)]), now=now)
     console.print(f"submitted release {release.id}: {release.digest} for {release.region}", highlight=False)
 
 
@@ -93,7 +100,8 @@ def review(
     """Sign a release as a custodian reviewer (it is deployable once the threshold is met)."""
     with deployment(data_dir) as gov:
         release = gov.releases.get(release_id)
-        gov.releases.review(release_id, sign_release(release.text, [load_key(key)]), now=SystemClock().now())
+        signed = sign_release(release.text, [load_signer(key)])
+        gov.releases.review(release_id, signed, now=SystemClock().now())
         status = gov.releases.verify_release(release.digest, release.region)
     console.print(
         f"release {release_id}: {status.state.value} "
@@ -115,7 +123,7 @@ def revoke(
         note = revocation_text(
             release=release.id, region=release.region, digest=release.digest, reason=reason
         )
-        gov.releases.revoke(release_id, sign_release(note, [load_key(key)]), now=SystemClock().now())
+        gov.releases.revoke(release_id, sign_release(note, [load_signer(key)]), now=SystemClock().now())
     console.print(f"release {release_id} revoked", highlight=False)
 
 
@@ -168,7 +176,7 @@ def publish(
     now = SystemClock().now()
     with deployment(data_dir) as gov:
         publisher = gov.publisher(
-            load_key(registry_key),
+            load_signer(registry_key),
             lifetimes=TufLifetimes(),
             artifacts=DirectoryArtifacts(artifacts) if artifacts else None,
         )
@@ -189,10 +197,7 @@ def deployed(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Record that a deploying system loaded this digest in this region (release.deployed)."""
-    log_key = data_dir / "keys" / "log.key"
-    if not log_key.exists():
-        raise NotFound(f"no log in {data_dir}; create one with: rempart log init --data-dir {data_dir}")
-    with open_log(f"sqlite:///{data_dir / 'log.db'}", load_signer(log_key)) as log:
+    with open_log(log_database_url(data_dir), load_signer(log_key_file(data_dir))) as log:
         position = record_deployment(
             LogRecorder(log), region=region, digest=digest, deployer=deployer, now=SystemClock().now()
         )
@@ -202,7 +207,7 @@ def deployed(
 @release_app.command("violations")
 def violations(data_dir: DataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False) -> None:
     """Replay the log: every deployed digest that was not approved there and then. Exits 1 if any."""
-    storage = open_storage(f"sqlite:///{data_dir / 'log.db'}")
+    storage = open_storage(log_database_url(data_dir))
     try:
         events = [Event.decode(e) for e in storage.read_entries(0, storage.size())]
     finally:

@@ -336,3 +336,27 @@ def test_board_and_release_flow(
         "error (permission_denied): user:pe-1 is of org 'parent'; only board members and operator staff "
         "may draft a proposal",
     )
+
+
+def test_violations_without_a_log_is_refused_not_reported_clean(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out = run(monkeypatch, capsys, "release", "violations", "--data-dir", str(tmp_path))
+    assert (code, out) == (
+        3,
+        f"error (not_found): no log in {tmp_path}; create one with: rempart log init --data-dir {tmp_path}",
+    )
+    assert not (tmp_path / "log.db").exists()
+
+
+def test_draft_payload_that_is_not_utf8_is_bad_input(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    payload = tmp_path / "payload.json"
+    payload.write_bytes(b"\xff\xfe{")
+    code, out = run(
+        monkeypatch, capsys, "proposal", "draft", "--kind", "policy_set", "--payload", str(payload),
+        "--drafter", "board-1", "--org", "board", "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code == 2
+    assert out.startswith(f"error (invalid_input): {payload} is not JSON: ")
