@@ -56,7 +56,7 @@ from rempart.errors import (
     VerificationFailed,
 )
 from rempart.tlog.checkpoint import MAX_TREE_SIZE, Checkpoint
-from rempart.tlog.cosignature import Cosignature, Cosigner
+from rempart.tlog.cosignature import Cosigner
 from rempart.tlog.merkle import HASH_SIZE, verify_consistency
 from rempart.tlog.note import MAX_NOTE_SIZE, Verifier, open_note
 
@@ -384,9 +384,8 @@ class Witness:
             note=request.note,
             when=format_time(now),
         )
-        timestamp = int(now.timestamp())
-        payload = self.cosigner.sign(opened.text.encode("utf-8"), timestamp=timestamp)
-        cosignature = Cosignature(self.cosigner.name, self.cosigner.key_id, timestamp, payload[8:])
+        # Parsing is strict, so checkpoint.body() is exactly the text the log signed.
+        cosignature = self.cosigner.cosign(checkpoint, int(now.timestamp()))
         _log.info("cosigned %s at size %d (from %d)", origin, checkpoint.size, known.size)
         return cosignature.line()
 
