@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from rempart.clock import format_time
 from rempart.db import Database
 from rempart.errors import Conflict, InvalidInput
-from rempart.governance.proposals import Proposal, ProposalKind
+from rempart.governance.proposals import Proposal, ProposalKind, validate_payload
 from rempart.governance.rootstore import TrustRootBundle, TrustRootStore
 from rempart.governance.schema import migrate
 from rempart.governance.trustroot import TrustRoot, TrustRootSource
@@ -103,8 +103,6 @@ class GovernanceEgressExceptions:
         self._trust_roots = trust_roots
 
     def check(self, proposal: Proposal) -> None:
-        from rempart.governance.proposals import validate_payload
-
         if proposal.kind is not ProposalKind.EGRESS_EXCEPTION:
             raise InvalidInput(
                 f"proposal {proposal.id} is of kind {proposal.kind.value}, not egress_exception"

@@ -45,9 +45,10 @@ from rempart.errors import (
     VerificationFailed,
 )
 from rempart.events import Event, EventRecorder, canonical_json
+from rempart.governance._notes import key_label, sign_or_extend
 from rempart.governance.schema import migrate
 from rempart.governance.trustroot import Member, TrustRoot, TrustRootSource
-from rempart.tlog.note import Note, NoteSignature, NoteSigner, add_signatures, sign_note
+from rempart.tlog.note import Note, NoteSignature, NoteSigner
 
 __all__ = [
     "DRAFTER_ORGS",
@@ -291,16 +292,11 @@ def parse_proposal_text(text: str) -> Proposal:
 
 def sign_proposal(proposal: Proposal | str | bytes, signers: Sequence[NoteSigner]) -> bytes:
     """A board member's signature: the proposal text as a signed note (or more lines on one)."""
-    if isinstance(proposal, Proposal):
-        return sign_note(proposal.text, signers)
-    raw = proposal.decode("utf-8") if isinstance(proposal, bytes) else proposal
-    if "\n\n" in raw:
-        return add_signatures(raw, signers)
-    return sign_note(raw, signers)
+    return sign_or_extend(proposal.text if isinstance(proposal, Proposal) else proposal, signers)
 
 
 def _key(sig: NoteSignature) -> str:
-    return f"{sig.name}+{sig.key_id:08x}"
+    return key_label(sig.name, sig.key_id)
 
 
 # -- the service ---------------------------------------------------------------------

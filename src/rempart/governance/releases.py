@@ -28,10 +28,11 @@ from rempart.clock import format_time, parse_time
 from rempart.db import Database
 from rempart.errors import Conflict, InvalidInput, NotFound, PermissionDenied, VerificationFailed
 from rempart.events import Event, EventRecorder, canonical_json
+from rempart.governance._notes import key_label, sign_or_extend
 from rempart.governance.schema import migrate
 from rempart.governance.trustroot import Member, TrustRoot, TrustRootSource
 from rempart.log.sequencer import LogPosition
-from rempart.tlog.note import Note, NoteSignature, NoteSigner, Verifier, add_signatures, sign_note
+from rempart.tlog.note import Note, NoteSignature, NoteSigner, Verifier
 
 __all__ = [
     "RELEASE_HEADER",
@@ -293,14 +294,11 @@ def revocation_text(*, release: str, region: str, digest: str, reason: str) -> s
 
 def sign_release(text_or_note: str | bytes, signers: Sequence[NoteSigner]) -> bytes:
     """Sign a release (or revocation) text, or add signatures to a signed one."""
-    raw = text_or_note.decode("utf-8") if isinstance(text_or_note, bytes) else text_or_note
-    if "\n\n" in raw:
-        return add_signatures(raw, signers)
-    return sign_note(raw, signers)
+    return sign_or_extend(text_or_note, signers)
 
 
 def _key(sig: NoteSignature) -> str:
-    return f"{sig.name}+{sig.key_id:08x}"
+    return key_label(sig.name, sig.key_id)
 
 
 def _release_id(text: str) -> str:
@@ -379,11 +377,8 @@ class ReleaseRegistry:
 
     def approved(self, region: str) -> list[Release]:
         """Releases deployable in ``region`` now (threshold met under the trust root in force)."""
-        return [
-            r
-            for r in self.releases(region)
-            if self._status(r, self._trust_roots.current()).state is ReleaseState.APPROVED
-        ]
+        root = self._trust_roots.current()
+        return [r for r in self.releases(region) if self._status(r, root).state is ReleaseState.APPROVED]
 
     # -- submitting ----------------------------------------------------------------------
 
@@ -659,8 +654,9 @@ class ReleaseRegistry:
             "threshold": root.reviewer_threshold,
         }
         if release.revoked is not None and release.revocation is not None:
-            doc = json.loads(Note.parse(release.revocation).text.partition("\n")[2])
-            signer = Note.parse(release.revocation).signatures[0]
+            revocation = Note.parse(release.revocation)
+            doc = json.loads(revocation.text.partition("\n")[2])
+            signer = revocation.signatures[0]
             member = root.reviewer(signer.name, signer.key_id)
             return ReleaseStatus(
                 ReleaseState.REVOKED,

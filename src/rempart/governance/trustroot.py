@@ -27,8 +27,9 @@ from typing import Any, Protocol
 from rempart.clock import format_time, parse_time
 from rempart.errors import InvalidInput, VerificationFailed
 from rempart.events import canonical_json
+from rempart.governance._notes import key_label, sign_or_extend
 from rempart.tlog.cosignature import CosignatureVerifier, Cosigner
-from rempart.tlog.note import Note, NoteSigner, Signer, Verifier, add_signatures, sign_note
+from rempart.tlog.note import Note, NoteSigner, Signer, Verifier
 
 __all__ = [
     "TRUST_ROOT_HEADER",
@@ -69,10 +70,6 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
 _REGION = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 _MAX_MEMBERS = 64  # a note carries at most 100 signatures: two boards must fit
-
-
-def _key(verifier: Verifier) -> str:
-    return f"{verifier.name}+{verifier.key_id:08x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,7 +436,7 @@ def count_signatures(note: Note, members: Sequence[Member], threshold: int, *, w
             member.verifier.verify(message, sig.signature)
         except VerificationFailed as exc:
             raise VerificationFailed(
-                f"{what}: the signature by {member.id} ({_key(member.verifier)}) does not verify",
+                f"{what}: the signature by {member.id} ({key_label(sig.name, sig.key_id)}) does not verify",
                 member=member.id,
             ) from exc
         if member.id not in signed:
@@ -451,7 +448,7 @@ def count_signatures(note: Note, members: Sequence[Member], threshold: int, *, w
 def _require(count: SignatureCount, what: str, version: int, note: Note) -> None:
     if count.met:
         return
-    keys = ", ".join(f"{s.name}+{s.key_id:08x}" for s in note.signatures) or "none"
+    keys = ", ".join(key_label(s.name, s.key_id) for s in note.signatures) or "none"
     raise VerificationFailed(
         f"trust root version {version}: {len(count.signed)} of {count.threshold} required "
         f"signatures from {what}; {count.missing} missing (signed by keys: {keys})",
@@ -506,10 +503,7 @@ def verify_chain(documents: Sequence[bytes | str]) -> TrustRoot:
 
 def sign_trust_root_note(signed_or_text: bytes | str, signers: Sequence[NoteSigner]) -> bytes:
     """Add board signatures to a trust root: a bare text is signed, a signed note is extended."""
-    raw = signed_or_text.decode("utf-8") if isinstance(signed_or_text, bytes) else signed_or_text
-    if "\n\n" in raw:
-        return add_signatures(raw, signers)
-    return sign_note(raw, signers)
+    return sign_or_extend(signed_or_text, signers)
 
 
 class TrustRootSource(Protocol):
