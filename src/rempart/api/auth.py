@@ -109,20 +109,9 @@ class Authenticator:
 
     def subject(self, request: Request, subject_tokens: SubjectTokenStore) -> str:
         """The data subject behind a subject-scoped token (``rps_…``), rate-limited like the rest."""
-        address = client_address(request)
-        wait = self.limiter.retry_after(address)
-        if wait is not None:
-            raise RateLimited(
-                f"too many failed authentications from {address}; try again in {wait} s",
-                retry_after=wait,
-            )
-        header = request.headers.get("authorization")
-        scheme, _, token = (header or "").partition(" ")
-        if header is None or scheme.lower() != "bearer" or not token.strip():
-            self.limiter.failed(address)
-            raise Unauthenticated("missing bearer token: send Authorization: Bearer rps_… (from support)")
+        address, token = self._bearer(request, "rps_… (from support)")
         try:
-            return subject_tokens.authenticate(token.strip(), self.clock.now())
+            return subject_tokens.authenticate(token, self.clock.now())
         except Unauthenticated:
             self.limiter.failed(address)
             raise
@@ -133,6 +122,15 @@ class Authenticator:
         Read straight from the header in the route's worker thread: no
         dependency machinery on the hot path.
         """
+        address, token = self._bearer(request, "rpt_… (issue one with `rempart tokens issue`)")
+        try:
+            return self.tokens.authenticate(token, self.clock.now())
+        except Unauthenticated:
+            self.limiter.failed(address)
+            raise
+
+    def _bearer(self, request: Request, hint: str) -> tuple[str, str]:
+        """The client's address and the bearer token it sent; a missing token counts as a failure."""
         address = client_address(request)
         wait = self.limiter.retry_after(address)
         if wait is not None:
@@ -142,14 +140,8 @@ class Authenticator:
             )
         header = request.headers.get("authorization")
         scheme, _, token = (header or "").partition(" ")
-        if header is None or scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if header is None or scheme.lower() != "bearer" or not token:
             self.limiter.failed(address)
-            raise Unauthenticated(
-                "missing bearer token: send Authorization: Bearer rpt_… "
-                "(issue one with `rempart tokens issue`)"
-            )
-        try:
-            return self.tokens.authenticate(token.strip(), self.clock.now())
-        except Unauthenticated:
-            self.limiter.failed(address)
-            raise
+            raise Unauthenticated(f"missing bearer token: send Authorization: Bearer {hint}")
+        return address, token
