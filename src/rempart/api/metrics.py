@@ -53,7 +53,8 @@ class ApiMetrics:
         )
         self._lock = threading.Lock()
         self._checkpoint_at = time.time()
-        self._checkpoint_size = 0 if log.latest_checkpoint() is None else log.latest_checkpoint().size  # type: ignore[union-attr]
+        latest = log.latest_checkpoint()
+        self._checkpoint_size = 0 if latest is None else latest.size
         log.on_checkpoint(self._on_checkpoint)
         self.registry.register(_StateCollector(self._state))
 
