@@ -43,6 +43,7 @@ from rempart.log.export import export_tiles
 from rempart.log.source import DirectorySource, HttpSource, TileSource
 from rempart.log.verifier import verify_log
 from rempart.store.catalog import Catalog, Category
+from rempart.store.records import Actor
 from rempart.tlog.checkpoint import Checkpoint
 from rempart.tlog.merkle import leaf_hash, verify_inclusion
 from rempart.tlog.note import Note, Signer, Verifier
@@ -285,11 +286,11 @@ class DemoFiles:
         return data
 
 
-def _signer(files: DemoFiles, person: DemoPerson) -> Signer:
-    path = files.key(person.id)
+def _signer(path: Path, name: str) -> Signer:
+    """The signing key kept at ``path``, made (named ``name``) on first use."""
     if path.exists():
-        return files.signer(person.id)
-    signer = Signer.generate(person.id)
+        return Signer.parse(read_secret_file(path).decode("utf-8").strip())
+    signer = Signer.generate(name)
     write_secret_file(path, (signer.skey() + "\n").encode())
     return signer
 
@@ -311,12 +312,7 @@ def _ingest_purpose(
 def _install_trust_root(d: Deployment, signers: Mapping[str, Signer], files: DemoFiles) -> None:
     if d.governance.trust_roots.current_or_none() is not None:
         return
-    registry_path = files.folder / "keys" / "registry.key"
-    if registry_path.exists():
-        registry = Signer.parse(read_secret_file(registry_path).decode().strip())
-    else:
-        registry = Signer.generate("registry." + d.config.log.origin.split("/")[0])
-        write_secret_file(registry_path, (registry.skey() + "\n").encode())
+    registry = _signer(files.key("registry"), "registry." + d.config.log.origin.split("/")[0])
     document = example_document(
         board=[signers["board:grace"], signers["board:heidi"], signers["board:ivan"]],
         threshold=2,
@@ -340,7 +336,7 @@ def seed_demo(d: Deployment, data_dir: Path) -> dict[str, str]:
     files = DemoFiles(Path(data_dir))
     signers: dict[str, Signer] = {}
     for person in DEMO_PEOPLE:
-        signer = _signer(files, person) if person.signs else None
+        signer = _signer(files.key(person.id), person.id) if person.signs else None
         if signer is not None:
             signers[person.id] = signer
         if d.principals.find(person.id) is None:
@@ -366,7 +362,7 @@ def seed_demo(d: Deployment, data_dir: Path) -> dict[str, str]:
     for subject_id, (region, records) in DEMO_SUBJECTS.items():
         if d.records.directory.find(subject_id) is not None:
             continue
-        d.records.create_subject(_actor(ingest), subject_id, region)
+        d.records.create_subject(Actor(ingest.id, ingest.org), subject_id, region)
         for collection, values in records.items():
             purpose = _ingest_purpose(d.records.catalog, collection, values, ingest.purposes)
             d.gateway.write(
@@ -396,12 +392,6 @@ def seed_demo(d: Deployment, data_dir: Path) -> dict[str, str]:
     if changed:
         write_secret_file(files.tokens, (json.dumps(tokens, indent=2) + "\n").encode(), overwrite=True)
     return tokens
-
-
-def _actor(principal: Principal) -> Any:
-    from rempart.store.records import Actor
-
-    return Actor(principal.id, principal.org)
 
 
 # -- the story -----------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ for the remote and the embedded case.
 from __future__ import annotations
 
 import base64
-import hashlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,7 +38,8 @@ from rempart.deployment import Deployment
 from rempart.errors import InvalidInput, NotFound, PermissionDenied, RempartError
 from rempart.gateway import AccessOutcome
 from rempart.store.egress import EgressRequest
-from rempart.store.records import Record, check_id
+from rempart.store.records import Actor, Record, check_id
+from rempart.tlog.merkle import leaf_hash
 
 __all__ = [
     "ADMIN_ROLE",
@@ -280,7 +280,7 @@ class Operations:
             raise PermissionDenied(
                 f"{principal.id} may not create subjects: operator services and admins may"
             )
-        info = self.d.records.create_subject(self._actor(principal), subject_id, region)
+        info = self.d.records.create_subject(Actor(principal.id, principal.org), subject_id, region)
         return {
             "subject_id": info.subject_id,
             "region": info.region,
@@ -371,12 +371,6 @@ class Operations:
             "erased_at": receipt.erased_at,
             "log_index": receipt.position.index,
         }
-
-    @staticmethod
-    def _actor(principal: Principal) -> Any:
-        from rempart.store.records import Actor
-
-        return Actor(principal.id, principal.org)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -653,7 +647,7 @@ class Operations:
         return {
             "index": index,
             "size": size,
-            "leaf_hash": base64.b64encode(_leaf_hash(self.d.read_path.entry(index))).decode(),
+            "leaf_hash": base64.b64encode(leaf_hash(self.d.read_path.entry(index))).decode(),
             "hashes": [base64.b64encode(h).decode() for h in hashes],
         }
 
@@ -712,10 +706,6 @@ class Operations:
             probe(f"region:{name}", lambda db=store.db: db.query_one("SELECT 1"))
         probe("log", self.d.read_path.checkpoint)
         return {"ready": all(v == "ok" for v in checks.values()), "checks": checks}
-
-
-def _leaf_hash(entry: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + entry).digest()
 
 
 def _time(value: str, what: str) -> datetime:
