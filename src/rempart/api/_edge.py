@@ -7,6 +7,7 @@ from typing import Final, Literal, get_args
 from fastapi import Request
 
 from rempart.access import Principal
+from rempart.api.models import PRINCIPAL_ID, SUBJECT_ID
 from rempart.api.operations import Operations
 from rempart.store.catalog import PURPOSES
 
@@ -25,9 +26,7 @@ PurposeCode = Literal[
 if set(get_args(PurposeCode)) != set(PURPOSES):  # pragma: no cover - caught by any import
     raise RuntimeError("PurposeCode must list exactly rempart.store.catalog.PURPOSES")
 
-SUBJECT_ID: Final = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 COLLECTION: Final = r"^[a-z][a-z0-9_]{0,62}$"
-PRINCIPAL_ID: Final = r"^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
 
 
 def operations(request: Request) -> Operations:

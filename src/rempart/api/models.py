@@ -8,11 +8,15 @@ server to it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rempart.access.principals import ORGS, SCREENING_STATUSES
+
 __all__ = [
+    "PRINCIPAL_ID",
+    "SUBJECT_ID",
     "AccessRequestBody",
     "AccessRequestList",
     "AccessRequestView",
@@ -27,6 +31,7 @@ __all__ = [
     "InclusionProofView",
     "IssuedTokenView",
     "NoteBody",
+    "Org",
     "PrincipalBody",
     "PrincipalChanges",
     "PrincipalList",
@@ -39,6 +44,7 @@ __all__ = [
     "RecordWriteBody",
     "ReleaseStatusView",
     "RevokeBody",
+    "Screening",
     "SubjectBody",
     "SubjectCreatedView",
     "SubjectReportLine",
@@ -52,8 +58,13 @@ __all__ = [
     "WitnessingView",
 ]
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-_PRINCIPAL = r"^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+SUBJECT_ID: Final = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+PRINCIPAL_ID: Final = r"^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+
+Org = Literal["operator", "parent", "custodian", "board", "auditor"]
+Screening = Literal["cleared", "pending", "none"]
+if get_args(Org) != ORGS or get_args(Screening) != SCREENING_STATUSES:  # pragma: no cover - any import
+    raise RuntimeError("Org and Screening must list exactly access.principals' ORGS and SCREENING_STATUSES")
 
 
 class _In(BaseModel):
@@ -83,11 +94,11 @@ class Problem(BaseModel):
 
 
 class PrincipalBody(_In):
-    id: str = Field(pattern=_PRINCIPAL, examples=["operator:alice"])
+    id: str = Field(pattern=PRINCIPAL_ID, examples=["operator:alice"])
     display_name: str = Field(min_length=1, max_length=200)
-    org: Literal["operator", "parent", "custodian", "board", "auditor"]
+    org: Org
     location: str = Field(pattern=r"^[A-Z]{2}$", examples=["US"])
-    screening: Literal["cleared", "pending", "none"]
+    screening: Screening
     roles: list[str] = Field(default_factory=list, max_length=32)
     purposes: list[str] = Field(default_factory=list, max_length=8)
     vkey: str | None = Field(default=None, max_length=300)
@@ -97,7 +108,7 @@ class PrincipalBody(_In):
 class PrincipalChanges(_In):
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     location: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
-    screening: Literal["cleared", "pending", "none"] | None = None
+    screening: Screening | None = None
     roles: list[str] | None = Field(default=None, max_length=32)
     purposes: list[str] | None = Field(default=None, max_length=8)
     vkey: str | None = Field(default=None, max_length=300)
@@ -126,7 +137,7 @@ class DeletedView(_Out):
 
 class TokenBody(_In):
     label: str = Field(min_length=1, max_length=100)
-    principal: str | None = Field(default=None, pattern=_PRINCIPAL, description="Default: yourself.")
+    principal: str | None = Field(default=None, pattern=PRINCIPAL_ID, description="Default: yourself.")
     lifetime_seconds: int | None = Field(default=None, ge=60, le=90 * 86400)
 
 
@@ -156,7 +167,7 @@ class TokenList(_Out):
 
 
 class SubjectBody(_In):
-    subject_id: str = Field(pattern=_ID)
+    subject_id: str = Field(pattern=SUBJECT_ID)
     region: str = Field(min_length=1, max_length=32)
 
 

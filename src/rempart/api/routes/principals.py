@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
@@ -10,6 +10,7 @@ from rempart.api._edge import PRINCIPAL_ID, acting, operations
 from rempart.api.models import (
     DeletedView,
     IssuedTokenView,
+    Org,
     PrincipalBody,
     PrincipalChanges,
     PrincipalList,
@@ -33,7 +34,7 @@ def whoami(request: Request) -> Any:
 @router.get("/principals", response_model=PrincipalList, tags=["principals"])
 def list_principals(
     request: Request,
-    org: Annotated[Literal["operator", "parent", "custodian", "board", "auditor"] | None, Query()] = None,
+    org: Annotated[Org | None, Query()] = None,
 ) -> Any:
     """Every principal (admins and the custodian, auditor and board orgs)."""
     return operations(request).list_principals(acting(request), org=org)
