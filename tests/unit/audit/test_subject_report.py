@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +14,16 @@ from rempart.audit.mirror import Mirror
 from rempart.audit.subject_report import (
     MirrorView,
     ReadPathView,
+    SubjectEntry,
+    SubjectReport,
+    SubjectReportBundle,
     build_subject_report,
     subject_access_report,
     verify_entry_proof,
 )
 from rempart.errors import InvalidInput, VerificationFailed
 from rempart.events import Event
+from rempart.tlog.checkpoint import Checkpoint, sign_checkpoint
 from rempart.tlog.note import Signer
 from rempart.tlog.proof_file import ProofFile
 from tests.unit.audit.audit_world import Auditor, Scene, clean_world
@@ -169,3 +174,24 @@ def test_an_altered_mirror_database_is_refused(mirrored: tuple[Scene, Auditor]) 
         with pytest.raises(VerificationFailed) as caught:
             view.inclusion_proof(0)
     assert "the mirror's database was altered" in caught.value.message
+
+
+def test_the_page_escapes_what_the_log_says_even_when_it_looks_like_a_link(tmp_path: Path) -> None:
+    """A hostile log names a principal ``<a href=…>``: the subject's page shows it as text."""
+    log = Signer.generate("example.com/log")
+    note = sign_checkpoint(Checkpoint("example.com/log", 1, bytes(32)), [log])
+    hostile = '<a href="javascript:alert(1)">x</a>'
+    line = SubjectEntry(
+        index=0,
+        time="2026-05-04T09:00:00.000000Z",
+        kind="access",
+        type="access.decision",
+        principal=hostile,
+        summary=hostile,
+    )
+    bundle = SubjectReportBundle(SubjectReport("ab" * 32, (line,), 1), note, {0: b"proof"}, {0: b"entry"})
+    bundle.write(tmp_path / "report")
+    page = (tmp_path / "report" / "subject-report.html").read_text()
+    assert hostile not in page
+    assert page.count(f"<td>{html.escape(hostile)}</td>") == 2
+    assert '<td><a href="proofs/0.tlog-proof">proof</a></td>' in page
