@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rempart.crypto import PUBLIC_KEY_SIZE, SEED_SIZE, SIGNATURE_SIZE, SigningKey, verify_ed25519
+from rempart.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, verify_ed25519
 from rempart.errors import InvalidInput, VerificationFailed
 from rempart.tlog.checkpoint import Checkpoint, open_checkpoint
 from rempart.tlog.note import (
@@ -30,6 +30,7 @@ from rempart.tlog.note import (
     NoteSigner,
     NoteVerifier,
     OpenedNote,
+    _key,
     compute_key_id,
 )
 
@@ -48,10 +49,7 @@ __all__ = [
 COSIGNATURE_ALGORITHM = 0x04
 MAX_TIMESTAMP = 2**63 - 1  # the spec's bound on the u64 timestamp
 COSIGNATURE_SIZE = 8 + SIGNATURE_SIZE  # timestamp ‖ Ed25519 signature, after the key id
-
-
-def _key(name: str, key_id: int) -> str:
-    return f"{name}+{key_id:08x}"
+_ALGORITHM_NAME = "Ed25519 cosignature/v1"
 
 
 def _check_timestamp(timestamp: int) -> None:
@@ -122,17 +120,9 @@ class CosignatureVerifier:
 
     @classmethod
     def parse(cls, vkey: str) -> CosignatureVerifier:
-        encoded = EncodedKey.parse(vkey)
-        if encoded.algorithm != COSIGNATURE_ALGORITHM:
-            raise InvalidInput(
-                f"verifier key {encoded.name!r} has signature type 0x{encoded.algorithm:02x}, "
-                f"not Ed25519 cosignature/v1 (0x{COSIGNATURE_ALGORITHM:02x})"
-            )
-        if len(encoded.key) != PUBLIC_KEY_SIZE:
-            raise InvalidInput(
-                f"verifier key {encoded.name!r} holds {len(encoded.key)} key bytes, "
-                f"an Ed25519 public key is {PUBLIC_KEY_SIZE}"
-            )
+        encoded = EncodedKey.parse_ed25519(
+            vkey, algorithm=COSIGNATURE_ALGORITHM, algorithm_name=_ALGORITHM_NAME
+        )
         encoded.check_key_id(encoded.key)
         return cls(encoded.name, encoded.key)
 
@@ -197,17 +187,9 @@ class Cosigner:
     @classmethod
     def parse(cls, skey: str) -> Cosigner:
         """Read ``PRIVATE+KEY+name+hexid+base64(0x04 ‖ seed)``; the id is the 0x04 public key's."""
-        encoded = EncodedKey.parse(skey, private=True)
-        if encoded.algorithm != COSIGNATURE_ALGORITHM:
-            raise InvalidInput(
-                f"private key {encoded.name!r} has signature type 0x{encoded.algorithm:02x}, "
-                f"not Ed25519 cosignature/v1 (0x{COSIGNATURE_ALGORITHM:02x})"
-            )
-        if len(encoded.key) != SEED_SIZE:
-            raise InvalidInput(
-                f"private key {encoded.name!r} holds {len(encoded.key)} key bytes, "
-                f"an Ed25519 seed is {SEED_SIZE}"
-            )
+        encoded = EncodedKey.parse_ed25519(
+            skey, algorithm=COSIGNATURE_ALGORITHM, algorithm_name=_ALGORITHM_NAME, private=True
+        )
         key = SigningKey(encoded.key)
         encoded.check_key_id(key.public_key)
         return cls(encoded.name, key)

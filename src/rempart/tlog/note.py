@@ -204,6 +204,30 @@ class EncodedKey:
         material = _encode_base64(bytes([self.algorithm]) + self.key)
         return f"{prefix}{self.name}+{self.key_id:08x}+{material}"
 
+    @classmethod
+    def parse_ed25519(
+        cls, text: str, *, algorithm: int, algorithm_name: str, private: bool = False
+    ) -> EncodedKey:
+        """Parse an Ed25519 key of signature type ``algorithm``: a 32-byte public key or seed.
+
+        The caller still checks the key id, against the public key (derived from
+        the seed for a private key).
+        """
+        what = "private key" if private else "verifier key"
+        encoded = cls.parse(text, private=private)
+        if encoded.algorithm != algorithm:
+            raise InvalidInput(
+                f"{what} {encoded.name!r} has signature type 0x{encoded.algorithm:02x}, "
+                f"not {algorithm_name} (0x{algorithm:02x})"
+            )
+        size, material = (SEED_SIZE, "seed") if private else (PUBLIC_KEY_SIZE, "public key")
+        if len(encoded.key) != size:
+            raise InvalidInput(
+                f"{what} {encoded.name!r} holds {len(encoded.key)} key bytes, "
+                f"an Ed25519 {material} is {size}"
+            )
+        return encoded
+
     def check_key_id(self, public_key: bytes) -> None:
         """Raise unless the written id is the one ``public_key`` and the name imply."""
         expected = compute_key_id(self.name, self.algorithm, public_key)
@@ -259,17 +283,7 @@ class Verifier:
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
-        encoded = EncodedKey.parse(vkey)
-        if encoded.algorithm != ED25519_ALGORITHM:
-            raise InvalidInput(
-                f"verifier key {encoded.name!r} has signature type 0x{encoded.algorithm:02x}, "
-                f"not Ed25519 (0x{ED25519_ALGORITHM:02x})"
-            )
-        if len(encoded.key) != PUBLIC_KEY_SIZE:
-            raise InvalidInput(
-                f"verifier key {encoded.name!r} holds {len(encoded.key)} key bytes, "
-                f"an Ed25519 public key is {PUBLIC_KEY_SIZE}"
-            )
+        encoded = EncodedKey.parse_ed25519(vkey, algorithm=ED25519_ALGORITHM, algorithm_name="Ed25519")
         encoded.check_key_id(encoded.key)
         return cls(encoded.name, encoded.key)
 
@@ -306,17 +320,9 @@ class Signer:
     @classmethod
     def parse(cls, skey: str) -> Signer:
         """Read Go's ``PRIVATE+KEY+name+hexid+base64(0x01 ‖ seed)``; the id is the public key's."""
-        encoded = EncodedKey.parse(skey, private=True)
-        if encoded.algorithm != ED25519_ALGORITHM:
-            raise InvalidInput(
-                f"private key {encoded.name!r} has signature type 0x{encoded.algorithm:02x}, "
-                f"not Ed25519 (0x{ED25519_ALGORITHM:02x})"
-            )
-        if len(encoded.key) != SEED_SIZE:
-            raise InvalidInput(
-                f"private key {encoded.name!r} holds {len(encoded.key)} key bytes, "
-                f"an Ed25519 seed is {SEED_SIZE}"
-            )
+        encoded = EncodedKey.parse_ed25519(
+            skey, algorithm=ED25519_ALGORITHM, algorithm_name="Ed25519", private=True
+        )
         key = SigningKey(encoded.key)
         encoded.check_key_id(key.public_key)
         return cls(encoded.name, key)
@@ -414,6 +420,15 @@ class Note:
                 f"note has {len(lines)} signature lines, more than the {MAX_SIGNATURES} allowed"
             )
         return cls(body, tuple(NoteSignature.parse_line(line) for line in lines))
+
+    def with_signatures(self, new: Sequence[NoteSignature]) -> Note:
+        """This note with ``new`` signature lines added; one from a key already here replaces its line.
+
+        As Go's ``note.Sign`` does. Nothing is verified: open the note to trust it.
+        """
+        replaced = {(s.name, s.key_id) for s in new}
+        kept = tuple(s for s in self.signatures if (s.name, s.key_id) not in replaced)
+        return Note(self.text, kept + tuple(new))
 
     def to_bytes(self) -> bytes:
         data = (self.text + "\n" + "".join(s.line() for s in self.signatures)).encode("utf-8")
@@ -520,7 +535,4 @@ def add_signatures(signed: bytes | str, signers: Sequence[NoteSigner]) -> bytes:
     signatures are not checked here: open the note first to trust it.
     """
     note = Note.parse(signed)
-    new = _sign_all(note.text, signers)
-    replaced = {(s.name, s.key_id) for s in new}
-    kept = tuple(s for s in note.signatures if (s.name, s.key_id) not in replaced)
-    return Note(note.text, kept + new).to_bytes()
+    return note.with_signatures(_sign_all(note.text, signers)).to_bytes()
