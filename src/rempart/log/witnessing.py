@@ -39,7 +39,7 @@ from rempart.errors import Conflict, InvalidInput, RempartError, StorageUnavaila
 from rempart.log.storage import LogStorage, StoredCheckpoint
 from rempart.tlog.checkpoint import Checkpoint
 from rempart.tlog.cosignature import CosignatureVerifier
-from rempart.tlog.merkle import HashReader, consistency_proof
+from rempart.tlog.merkle import consistency_proof
 from rempart.tlog.note import Note, NoteSignature, open_note
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
 
 _log = logging.getLogger("rempart.log.witnessing")
 
-SIZE_CONTENT_TYPE = "text/x.tlog.size"
 _MAX_RESPONSE = 64 * 1024
 
 
@@ -226,9 +225,7 @@ class CheckpointWitnessing:
             collected.extend(future.result())
         cosigned_by = tuple(dict.fromkeys(s.name for s in collected))
         if collected:
-            replaced = {(s.name, s.key_id) for s in collected}
-            kept = tuple(s for s in note.signatures if (s.name, s.key_id) not in replaced)
-            cosigned = Note(note.text, kept + tuple(collected)).to_bytes()
+            cosigned = note.with_signatures(collected).to_bytes()
             try:
                 self.storage.put_checkpoint(StoredCheckpoint(stored.size, cosigned))
             except Conflict as exc:  # a newer checkpoint was published meanwhile: that one counts
@@ -289,12 +286,9 @@ class CheckpointWitnessing:
         return signatures
 
     def _body(self, old: int, size: int, signed: bytes) -> bytes:
-        proof = [] if old in (0, size) else consistency_proof(old, size, self._reader())
+        proof = [] if old in (0, size) else consistency_proof(old, size, self.storage)
         lines = [b"old %d" % old, *(base64.b64encode(h) for h in proof)]
         return b"\n".join(lines) + b"\n\n" + signed
-
-    def _reader(self) -> HashReader:
-        return self.storage
 
     def _post(self, witness: WitnessAddress, body: bytes) -> tuple[int, bytes]:
         url = witness.url.rstrip("/") + "/add-checkpoint"
