@@ -15,7 +15,9 @@ public keys re-verifies them with a stock note verifier: see docs/approvers.md.
 
 Who counts as a custodian approver sits behind :class:`ApproverRoster`;
 :class:`PrincipalRoster` reads it from the principals table (org custodian,
-role approver, a registered key); the trust root will provide another.
+role approver, a registered key); a deployment uses
+:class:`rempart.deployment.RosterInForce`, which reads the trust root in force
+and falls back on this one before the first trust root is installed.
 """
 
 from __future__ import annotations

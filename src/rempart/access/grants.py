@@ -128,11 +128,8 @@ class GrantStore:
         """
         if not transition.events:
             return transition.record
-        record = transition.record
-        if expected_version is None:
-            stored = _with_version(record, 1)
-        else:
-            stored = _with_version(record, expected_version + 1)
+        version = 1 if expected_version is None else expected_version + 1
+        stored = replace(transition.record, version=version)
         text = json.dumps(stored.to_json(), sort_keys=True, separators=(",", ":"))
         with self.db.transaction() as tx:
             if expected_version is None:
@@ -234,6 +231,10 @@ class GrantStore:
                 self._parsed.popitem(last=False)
         return record
 
+    def _records(self, rows: builtins.list[tuple[Any, ...]]) -> builtins.list[RequestRecord]:
+        """Records from ``SELECT id, version, record`` rows."""
+        return [self._parse(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
     def find(self, request_id: str) -> RequestRecord | None:
         row = self.db.query_one(
             "SELECT id, version, record FROM access_requests WHERE id = ?", (request_id,)
@@ -271,7 +272,7 @@ class GrantStore:
             f"ORDER BY created_at DESC, id LIMIT {limit}",
             params,
         )
-        return [self._parse(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+        return self._records(rows)
 
     def due(self, now: datetime) -> builtins.list[RequestRecord]:
         """Records with a time-driven transition due at ``now`` (for the sweep)."""
@@ -280,7 +281,7 @@ class GrantStore:
             "AND next_due <= ? ORDER BY next_due, id",
             (format_time(now),),
         )
-        return [self._parse(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+        return self._records(rows)
 
     def overdue_reviews(self, now: datetime) -> builtins.list[RequestRecord]:
         """Break-glass grants with no counted review whose review was due by ``now``."""
@@ -289,7 +290,7 @@ class GrantStore:
             "AND review_due <= ? ORDER BY review_due, id",
             (format_time(now),),
         )
-        return [self._parse(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+        return self._records(rows)
 
     def find_active(
         self,
@@ -337,7 +338,3 @@ class GrantStore:
             if best is None or rank > best[0]:
                 best = (rank, grant)
         return None if best is None else best[1]
-
-
-def _with_version(record: RequestRecord, version: int) -> RequestRecord:
-    return replace(record, version=version)
