@@ -7,12 +7,14 @@ race-free) and the one place routing reads from.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from rempart.clock import format_time
 from rempart.db import Database
 from rempart.errors import Conflict, NotFound
+from rempart.store._sql import chunks, in_clause, insert_rows
 
 __all__ = ["SCHEMA", "SubjectDirectory", "SubjectEntry"]
 
@@ -98,6 +100,49 @@ class SubjectDirectory:
             )
             if cur.rowcount != 1:
                 raise Conflict("the subject's relocation was cancelled or changed meanwhile")
+
+    def homes(self, subject_ids: Collection[str]) -> dict[str, str]:
+        """subject id → home region for those of the ids the directory knows (one query per 500)."""
+        out: dict[str, str] = {}
+        for ids in chunks(subject_ids):
+            clause, params = in_clause(self.db.dialect, "subject_id", ids)
+            sql = f"SELECT subject_id, home_region FROM store_subjects WHERE {clause}"
+            out.update(self.db.query_all(sql, params))
+        return out
+
+    def claim(self, entries: Mapping[str, str], created_at: datetime) -> int:
+        """Claim subject ids for their home regions in one transaction; returns how many were new.
+
+        Idempotent: an id already claimed for the same region is left as it is;
+        an id whose home is another region raises Conflict and nothing is claimed.
+        """
+        when = format_time(created_at)
+        rows = [(s, r, when) for s, r in sorted(entries.items())]
+        if not rows:
+            return 0
+        with self.db.transaction() as tx:
+            added = insert_rows(
+                tx,
+                self.db.dialect,
+                "store_subjects",
+                [("subject_id", "text"), ("home_region", "text"), ("created_at", "text")],
+                rows,
+                on_conflict="ON CONFLICT (subject_id) DO NOTHING",
+            )
+            if added != len(rows):
+                homes = self.homes(entries)
+                clash = sorted(s for s, r in entries.items() if homes.get(s, r) != r)
+                if clash:
+                    raise Conflict(
+                        f"{len(clash)} of these subjects already have another home region",
+                        subjects=len(clash),
+                    )
+        return added
+
+    def remove_many(self, subject_ids: Collection[str]) -> None:
+        """Give back claimed ids (a bulk creation whose keys could not be stored)."""
+        with self.db.transaction() as tx:
+            tx.executemany("DELETE FROM store_subjects WHERE subject_id = ?", [(s,) for s in subject_ids])
 
     def remove(self, subject_id: str) -> bool:
         with self.db.transaction() as tx:

@@ -10,7 +10,7 @@ retire an old version (destroying it), and shred a single wrapped key
 
 :class:`LocalKeyring` is the shipped custody: a JSON file, mode 0600, that
 holds versioned KEKs per ring and the register of shredded wrapped keys.
-An HSM- or KMS-backed custody implements the same five methods.
+An HSM- or KMS-backed custody implements the same seven methods.
 
 Key material is never logged, printed or put in an exception: ``repr`` hides it.
 """

@@ -24,7 +24,6 @@ Storage contract (every backend, checked by ``tests/conformance/test_record_stor
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import os
@@ -48,6 +47,7 @@ from rempart.errors import (
     VerificationFailed,
 )
 from rempart.events import subject_commitment
+from rempart.store._sql import chunks, in_clause, insert_rows
 from rempart.store.catalog import Catalog, Category, CollectionSpec
 from rempart.store.keys import KeyCustody, WrappedKey
 from rempart.store.records import (
@@ -678,18 +678,11 @@ class RegionStore:
 
     # -- bulk paths (migration) --------------------------------------------
 
-    def _in_clause(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
-        """``column IN (…)`` for SQLite, ``column = ANY(?)`` (one array parameter) for PostgreSQL."""
-        if self.db.dialect == "postgres":
-            return f"{column} = ANY(?)", [list(values)]
-        return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
-
     def key_rows(self, subject_ids: Collection[str]) -> dict[str, SubjectKeyRow]:
         """The stored key rows of those subjects this region holds keys for, in one query per 500 ids."""
-        ids = sorted(set(subject_ids))
         out: dict[str, SubjectKeyRow] = {}
-        for start in range(0, len(ids), 500):
-            clause, params = self._in_clause("subject_id", ids[start : start + 500])
+        for ids in chunks(subject_ids):
+            clause, params = in_clause(self.db.dialect, "subject_id", ids)
             for subject_id, kek_id, dk, ck, created_at in self.db.query_all(
                 "SELECT subject_id, kek_id, wrapped_data_key, wrapped_commitment_key, created_at "
                 f"FROM store_subject_keys WHERE {clause}",
@@ -706,10 +699,9 @@ class RegionStore:
         For checks that open records elsewhere (a migration's verifier in worker
         processes, with :func:`open_record`); the public-value index is not read.
         """
-        ids = sorted(set(subject_ids))
         out: list[SealedRecord] = []
-        for start in range(0, len(ids), 500):
-            clause, params = self._in_clause("subject_id", ids[start : start + 500])
+        for ids in chunks(subject_ids):
+            clause, params = in_clause(self.db.dialect, "subject_id", ids)
             rows = self.db.query_all(f"SELECT {_RECORD_COLUMNS} FROM store_records WHERE {clause}", params)
             out += [
                 SealedRecord(s, c, r, int(v), p, bytes(b), bytes(seal), u)
@@ -720,10 +712,9 @@ class RegionStore:
 
     def record_keys(self, subject_ids: Collection[str]) -> set[tuple[str, str, str]]:
         """(subject, collection, record id) of every stored record of those subjects."""
-        ids = sorted(set(subject_ids))
         out: set[tuple[str, str, str]] = set()
-        for start in range(0, len(ids), 500):
-            clause, params = self._in_clause("subject_id", ids[start : start + 500])
+        for ids in chunks(subject_ids):
+            clause, params = in_clause(self.db.dialect, "subject_id", ids)
             out.update(
                 (s, c, r)
                 for s, c, r in self.db.query_all(
@@ -731,56 +722,6 @@ class RegionStore:
                 )
             )
         return out
-
-    def _insert_rows(
-        self,
-        tx: Transaction,
-        table: str,
-        columns: Sequence[tuple[str, str]],
-        rows: list[Any],
-        *,
-        on_conflict: str = "",
-    ) -> int:
-        """Insert many rows in one statement; returns how many were inserted.
-
-        On PostgreSQL the rows travel as one JSON array parameter (bytes in
-        base64), unpacked by the server with ``jsonb_array_elements``: one round
-        trip, and no per-value adaptation in Python (the driver's array dumping
-        costs more than the sealing). On SQLite, ``executemany``. ``columns`` are
-        (name, type: text, bigint or bytea); ``on_conflict`` is an optional
-        ``ON CONFLICT …`` clause.
-        """
-        if not rows:
-            return 0
-        names = ", ".join(name for name, _ in columns)
-        if self.db.dialect == "postgres":
-            blobs = [i for i, (_, kind) in enumerate(columns) if kind == "bytea"]
-            if blobs:
-                encoded: list[Any] = []
-                b64 = base64.b64encode
-                for row in rows:
-                    row = list(row)
-                    for i in blobs:
-                        row[i] = b64(row[i]).decode("ascii")
-                    encoded.append(row)
-            else:
-                encoded = rows
-            values = ", ".join(
-                f"decode(e->>{i}, 'base64')" if kind == "bytea" else f"(e->>{i})::{kind}"
-                for i, (_, kind) in enumerate(columns)
-            )
-            cur = tx.execute(
-                f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements(?::jsonb) AS e "
-                f"{on_conflict}",
-                (json.dumps(encoded, ensure_ascii=False, separators=(",", ":")),),
-            )
-            return int(cur.rowcount)
-        before = tx.execute("SELECT total_changes()").fetchone()
-        tx.executemany(
-            f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)}) {on_conflict}", rows
-        )
-        after = tx.execute("SELECT total_changes()").fetchone()
-        return int(after[0]) - int(before[0]) if before and after else 0
 
     def put_many(
         self,
@@ -802,8 +743,9 @@ class RegionStore:
             if row.data_key.key_id != row.commitment_key.key_id:
                 raise InvalidInput("a subject's two keys must be wrapped under the same KEK version")
         with self.db.transaction() as tx:
-            inserted = self._insert_rows(
+            inserted = insert_rows(
                 tx,
+                self.db.dialect,
                 "store_subject_keys",
                 [
                     ("subject_id", "text"),
@@ -826,8 +768,9 @@ class RegionStore:
             )
             if inserted != len(keys):
                 raise Conflict(f"region {self.region!r} already holds keys for some of these subjects")
-            self._insert_rows(
+            insert_rows(
                 tx,
+                self.db.dialect,
                 "store_records",
                 [
                     ("subject_id", "text"),
@@ -841,8 +784,9 @@ class RegionStore:
                 ],
                 [rec.row() for rec in records],
             )
-            self._insert_rows(
+            insert_rows(
                 tx,
+                self.db.dialect,
                 "store_public_values",
                 [
                     ("collection", "text"),

@@ -32,7 +32,6 @@ logs its decision, then calls this service with the acting :class:`Actor`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -359,23 +358,7 @@ class RecordService:
 
     def home_regions(self, subject_ids: Collection[str]) -> dict[str, str]:
         """subject id → home region for those of the ids the directory knows (one query per 500)."""
-        ids = sorted(set(subject_ids))
-        db = self.directory.db
-        out: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            if db.dialect == "postgres":
-                rows = db.query_all(
-                    "SELECT subject_id, home_region FROM store_subjects WHERE subject_id = ANY(?)", (chunk,)
-                )
-            else:
-                rows = db.query_all(
-                    "SELECT subject_id, home_region FROM store_subjects "
-                    f"WHERE subject_id IN ({', '.join('?' for _ in chunk)})",
-                    chunk,
-                )
-            out.update((sid, region) for sid, region in rows)
-        return out
+        return self.directory.homes(subject_ids)
 
     def claim_subjects(self, entries: Mapping[str, str], now: datetime) -> int:
         """Claim subject ids for their home regions in one transaction; returns how many were new.
@@ -387,39 +370,7 @@ class RecordService:
         for subject_id, region in entries.items():
             check_id(subject_id, "subject id")
             self._store(region)
-        if not entries:
-            return 0
-        db = self.directory.db
-        when = format_time(now)
-        rows = sorted(entries.items())
-        with db.transaction() as tx:
-            if db.dialect == "postgres":
-                # One JSON parameter, unpacked by the server: no per-value adaptation in Python.
-                cur = tx.execute(
-                    "INSERT INTO store_subjects (subject_id, home_region, created_at) "
-                    "SELECT e->>0, e->>1, ? FROM jsonb_array_elements(?::jsonb) AS e "
-                    "ON CONFLICT (subject_id) DO NOTHING",
-                    (when, json.dumps(rows, ensure_ascii=False, separators=(",", ":"))),
-                )
-                added = int(cur.rowcount)
-            else:
-                before = tx.execute("SELECT total_changes()").fetchone()
-                tx.executemany(
-                    "INSERT INTO store_subjects (subject_id, home_region, created_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (subject_id) DO NOTHING",
-                    [(s, r, when) for s, r in rows],
-                )
-                after = tx.execute("SELECT total_changes()").fetchone()
-                added = int(after[0]) - int(before[0]) if before and after else 0
-            if added != len(rows):
-                homes = self.home_regions([s for s, _ in rows])
-                clash = sorted(s for s, r in rows if homes.get(s, r) != r)
-                if clash:
-                    raise Conflict(
-                        f"{len(clash)} of these subjects already have another home region",
-                        subjects=len(clash),
-                    )
-        return added
+        return self.directory.claim(entries, now)
 
     def create_subjects(self, actor: Actor, region: str, subject_ids: Sequence[str]) -> list[SubjectInfo]:
         """Create many subjects in one region: one entry per :data:`SUBJECTS_PER_EVENT`, two transactions.
@@ -446,8 +397,7 @@ class RecordService:
         try:
             store.put_many([p.row for p in prepared], [])
         except BaseException:
-            with self.directory.db.transaction() as tx:
-                tx.executemany("DELETE FROM store_subjects WHERE subject_id = ?", [(s,) for s in ids])
+            self.directory.remove_many(ids)
             raise
         created = format_time(now)
         return [
@@ -988,17 +938,3 @@ class RecordService:
                 return
             yield from batch
             after = batch[-1]
-
-    def subject_counts(self) -> dict[str, int]:
-        """How many subjects each region is home to (for dashboards and reports)."""
-        out: dict[str, int] = {}
-        for name in self.regions:
-            n, after = 0, ""
-            while True:
-                entries = self.directory.in_region(name, after=after)
-                if not entries:
-                    break
-                n += len(entries)
-                after = entries[-1].subject_id
-            out[name] = n
-        return out
