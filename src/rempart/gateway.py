@@ -25,7 +25,7 @@ a caller that is gone, a write is in the store with its decision in the log.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,11 +41,11 @@ from rempart.log.sequencer import LogPosition
 from rempart.policy.batcher import DecisionBatcher
 from rempart.policy.model import Decision
 from rempart.policy.policy_set import CompiledPolicies
-from rempart.store.catalog import Catalog, FieldSpec, check_purpose
+from rempart.store.catalog import Catalog, Category, FieldSpec, check_purpose
 from rempart.store.egress import EgressRequest, EgressTransfer
 from rempart.store.records import Actor, Page, Record
 from rempart.store.region import RegionStore
-from rempart.store.service import RecordService
+from rempart.store.service import ErasureReceipt, RecordService
 
 __all__ = ["ACCESS_DECISION", "AccessOutcome", "Gateway", "GatewayPage", "GatewayRead"]
 
@@ -87,9 +87,7 @@ class _Prepared:
     """The subject's home store, resolved once for the decision and the read."""
 
     def outcome(self, position: LogPosition) -> AccessOutcome:
-        allowed = tuple(n for n, d in self.decisions.items() if d.allowed)
-        masked = tuple(n for n, d in self.decisions.items() if not d.allowed)
-        return AccessOutcome(allowed, masked, position, self.decisions)
+        return _outcome(self.decisions, position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +441,7 @@ class Gateway:
         A collection of public fields only needs ``write`` on them instead.
         """
         specs = self._fields(collection, None)
-        personal = [f for f in specs if f.category.value != "public"]
+        personal = _personal(specs)
         outcome, _ = self._decide(
             principal,
             action="erase" if personal else "write",
@@ -464,7 +462,9 @@ class Gateway:
         )
         return outcome
 
-    def erase_subject(self, principal: Principal, *, subject_id: str, purpose: str, reason: str) -> Any:
+    def erase_subject(
+        self, principal: Principal, *, subject_id: str, purpose: str, reason: str
+    ) -> ErasureReceipt:
         """Crypto-shred a subject (right to erasure).
 
         Needs ``erase`` allowed on every protected and excepted field of every
@@ -472,7 +472,7 @@ class Gateway:
         Each collection's decision is recorded before anything is destroyed.
         """
         for collection, spec in self.catalog.collections.items():
-            personal = [f for f in spec.fields.values() if f.category.value != "public"]
+            personal = _personal(spec.fields.values())
             if not personal:
                 continue
             outcome, _ = self._decide(
@@ -606,15 +606,21 @@ class Gateway:
             },
         )
         position = self.recorder.record(event)
-        outcome = AccessOutcome(
-            tuple(n for n, d in decisions.items() if d.allowed),
-            tuple(n for n, d in decisions.items() if not d.allowed),
-            position,
-            decisions,
-        )
+        outcome = _outcome(decisions, position)
         if outcome.masked_fields:
             raise self._refuse(outcome, f"egress of {request.collection} to {request.destination}")
         return self.records.egress(Actor(principal.id, principal.org), request)
+
+
+def _outcome(decisions: Mapping[str, Decision], position: LogPosition) -> AccessOutcome:
+    allowed = tuple(n for n, d in decisions.items() if d.allowed)
+    masked = tuple(n for n, d in decisions.items() if not d.allowed)
+    return AccessOutcome(allowed, masked, position, decisions)
+
+
+def _personal(fields: Iterable[FieldSpec]) -> list[FieldSpec]:
+    """The protected and excepted fields: what erasing a record or a subject destroys."""
+    return [f for f in fields if f.category is not Category.PUBLIC]
 
 
 def _field_entry(spec: FieldSpec, decision: Decision) -> dict[str, Any]:
