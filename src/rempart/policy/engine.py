@@ -125,7 +125,8 @@ class PolicyEngine:
         """Cached decisions for ``requests`` under ``policies`` (``None`` where not cached)."""
         found: list[Decision | None] = []
         if self._capacity == 0:
-            self._misses += len(requests)
+            with self._lock:
+                self._misses += len(requests)
             return [None] * len(requests)
         key = policies.key
         validate = self._validate
@@ -213,14 +214,14 @@ class PolicyEngine:
             )
         except Exception as exc:  # cedarpy raises ValueError and friends on input it cannot take
             if len(batch) == 1:
-                return [_failed(policies, batch[0], f"policy evaluation failed: {exc}")]
+                return [_failed(policies, f"policy evaluation failed: {exc}")]
             # Evaluate one by one so one bad request cannot take the others down with it.
             return [
                 self._run(policies, [r], [r.principal.entity(), r.resource.entity()])[0]
                 for r in batch
             ]
         if len(results) != len(batch):  # pragma: no cover - cedarpy answers one per request
-            return [_failed(policies, r, "Cedar returned a wrong number of answers") for r in batch]
+            return [_failed(policies, "Cedar returned a wrong number of answers") for _ in batch]
         return [_decision(policies, r, result) for r, result in zip(batch, results, strict=True)]
 
     # -- observing ------------------------------------------------------------------
@@ -241,7 +242,7 @@ class PolicyEngine:
             self._cache.clear()
 
 
-def _failed(policies: CompiledPolicies, request: DecisionRequest, message: str) -> Decision:
+def _failed(policies: CompiledPolicies, message: str) -> Decision:
     return Decision(
         allowed=False,
         policies=(),
