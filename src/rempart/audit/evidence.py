@@ -10,13 +10,12 @@ suffix. Anyone can re-check the files later with their own tools.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rempart.audit._files import write_file
 from rempart.clock import Clock, format_time
 from rempart.errors import InvalidInput, StorageUnavailable
 
@@ -37,16 +36,6 @@ def _safe(name: str) -> str:
     if not name or any(p in ("", ".", "..") for p in parts):
         raise InvalidInput(f"evidence file name {name!r} is not a plain relative path")
     return name
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class EvidenceLocker:
@@ -80,7 +69,7 @@ class EvidenceLocker:
                     folder = self.root / f"{stamp}-{kind}-{n}"
             names = []
             for name, data in files.items():
-                _write(folder / _safe(name), data)
+                write_file(folder / _safe(name), data)
                 names.append(name)
             report = {
                 "kind": kind,
@@ -89,10 +78,10 @@ class EvidenceLocker:
                 "details": dict(details),
                 "files": names,
             }
-            _write(
+            write_file(
                 folder / "report.json",
                 (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode(),
             )
-        except OSError as exc:
+        except (OSError, StorageUnavailable) as exc:
             raise StorageUnavailable(f"could not keep evidence under {self.root}: {exc}") from exc
         return EvidenceRecord(folder, (*names, "report.json"))

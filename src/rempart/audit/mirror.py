@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import struct
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from rempart.audit._files import write_file
 from rempart.audit.evidence import EvidenceLocker, EvidenceRecord
 from rempart.clock import Clock, format_time
 from rempart.db import Database
@@ -160,10 +159,6 @@ class CheckpointComparison:
 
     older: Checkpoint
     newer: Checkpoint
-
-
-def _hex(b: bytes) -> str:
-    return b.hex()
 
 
 def _proof_text(old: int, new: int, proof: Sequence[bytes]) -> bytes:
@@ -569,13 +564,7 @@ class Mirror:
                     format_time(self.clock.now()),
                 ),
             )
-        target = self.directory / "checkpoint"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".checkpoint-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(note)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        write_file(self.directory / "checkpoint", note)
 
     def _fail(self, kind: str, message: str, details: dict[str, object], files: dict[str, bytes]) -> NoReturn:
         """Keep the evidence, then raise: the stored state is left as it was."""

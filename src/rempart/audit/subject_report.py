@@ -26,16 +26,15 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from rempart.audit._files import write_file
 from rempart.audit.invariants import DecisionEntry, decode_entry
 from rempart.audit.mirror import Mirror
-from rempart.errors import InvalidInput, NotFound, StorageUnavailable, VerificationFailed
+from rempart.errors import InvalidInput, NotFound, VerificationFailed
 from rempart.events import subject_commitment
 from rempart.log.serving import LogReadPath
 from rempart.tlog.checkpoint import Checkpoint
@@ -413,18 +412,6 @@ def verify_entry_proof(
         parsed, origin=origin, log=log, witnesses=witnesses, threshold=threshold, entry=entry
     )
     return verified, entry
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write atomically (temporary file, then rename), creating folders; StorageUnavailable on failure."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise StorageUnavailable(f"cannot write {path}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
