@@ -9,8 +9,11 @@ import typer
 
 from rempart.cli._app import app, console, emit_json
 from rempart.cli._connect import DEFAULT_DATA_DIR, As, ConfigFile, DataDir, Json
+from rempart.client import Embedded
+from rempart.client import open as open_embedded
 from rempart.errors import InvalidInput, PermissionDenied
 from rempart.keyfiles import write_secret_file
+from rempart.store.records import Actor
 from rempart.tlog.note import Signer
 
 __all__ = ["keys_app"]
@@ -24,10 +27,8 @@ Region = Annotated[str, typer.Option(help="The region whose key ring this is.")]
 Reason = Annotated[str, typer.Option(help="Ticket or reason (recorded in the log).")]
 
 
-def _custodian(data_dir: Path, config: Path | None, acting: str | None):  # type: ignore[no-untyped-def]
+def _custodian(data_dir: Path, config: Path | None, acting: str | None) -> tuple[Embedded, Actor]:
     """The embedded deployment and the custodian principal acting on its keys."""
-    from rempart.client import open as open_embedded
-
     if acting is None:
         raise InvalidInput("key operations act as a custodian principal: pass --as custodian:…")
     embedded = open_embedded(config if config is not None else data_dir, principal=acting)
@@ -37,8 +38,6 @@ def _custodian(data_dir: Path, config: Path | None, acting: str | None):  # type
         raise PermissionDenied(
             f"{acting} is not an enabled custodian principal: the custodian holds the keys"
         )
-    from rempart.store.records import Actor
-
     return embedded, Actor(principal.id, principal.org)
 
 

@@ -11,6 +11,8 @@ import logging
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +20,7 @@ import typer
 
 from rempart.cli._app import app, console
 from rempart.cli._connect import DEFAULT_DATA_DIR, ConfigFile, DataDir
+from rempart.clock import Clock
 from rempart.config import Config, default_config_text
 from rempart.errors import InvalidInput, RempartError
 
@@ -117,7 +120,7 @@ def _bind(host: str, port: int) -> socket.socket:
 class _Sweeper:
     """Records time-driven access transitions (lapses, expiries) every ``interval`` seconds."""
 
-    def __init__(self, advance: object, clock: object, interval: float = 30.0) -> None:
+    def __init__(self, advance: Callable[[datetime], object], clock: Clock, interval: float = 30.0) -> None:
         self._advance = advance
         self._clock = clock
         self._interval = interval
@@ -130,7 +133,7 @@ class _Sweeper:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._advance(self._clock.now())  # type: ignore[attr-defined,operator]
+                self._advance(self._clock.now())
             except RempartError as exc:
                 _log.warning("access sweep failed: %s", exc)
 
