@@ -408,7 +408,6 @@ class _Grant:
         "problem",
         "purpose",
         "region",
-        "request",
         "requester",
         "requester_org",
         "required",
@@ -422,7 +421,6 @@ class _Grant:
 
     def __init__(self, request: AccessRequest, index: int, required: int) -> None:
         self.id = request.id
-        self.request = request
         self.digest = request.digest()
         self.requester = request.requester
         self.requester_org = request.requester_org
@@ -470,7 +468,6 @@ class _Proposal:
     signatures: list[tuple[int, NoteSignature]] = field(default_factory=list)
     applied: int | None = None
     valid: bool = False
-    used: bool = False
 
 
 @dataclass(slots=True)
@@ -624,12 +621,11 @@ class InvariantReplay:
                 f"entry ({self.last_time})",
                 severity="notice",
             )
-        if type(body) is DecisionEntry:
+        if isinstance(body, DecisionEntry):
             self._decision(index, body)
             for observer in self._observers:
                 observer.decision(index, body)
             return
-        assert isinstance(body, dict)  # noqa: S101 - decode_entry returns a dict for every other type
         handler = self._handlers.get(kind)
         if handler is not None:
             try:
