@@ -37,9 +37,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from rempart.errors import Conflict, InvalidInput, NotFound, VerificationFailed
+from rempart.errors import Conflict, NotFound, VerificationFailed
 from rempart.tlog.merkle import HASH_SIZE, NodeId
-from rempart.tlog.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, decode_entry_bundle
+from rempart.tlog.tiles import TILE_WIDTH, decode_entry_bundle, encode_entry_bundle
 from rempart.tlog.tiletree import read_nodes, row_from_leaves, row_key, row_keys_for, split_key
 
 __all__ = [
@@ -123,11 +123,7 @@ def chunk_entries(first: int, entries: Sequence[bytes]) -> list[tuple[int, int, 
     while i < len(entries):
         start = first + i
         take = min(TILE_WIDTH - start % TILE_WIDTH, len(entries) - i)
-        part = entries[i : i + take]
-        for e in part:
-            if len(e) > MAX_ENTRY_SIZE:
-                raise InvalidInput(f"entry of {len(e)} bytes exceeds {MAX_ENTRY_SIZE}")
-        chunks.append((start, take, b"".join([len(e).to_bytes(2, "big") + e for e in part])))
+        chunks.append((start, take, encode_entry_bundle(entries[i : i + take])))
         i += take
     return chunks
 

@@ -163,13 +163,11 @@ def tile_for_size(level: int, index: int, size: int) -> TilePath | None:
 
 
 def encode_entry_bundle(entries: Sequence[bytes]) -> bytes:
-    out = bytearray()
+    """Each entry prefixed by its big-endian uint16 length."""
     for entry in entries:
         if len(entry) > MAX_ENTRY_SIZE:
             raise InvalidInput(f"entry of {len(entry)} bytes exceeds {MAX_ENTRY_SIZE}")
-        out += struct.pack(">H", len(entry))
-        out += entry
-    return bytes(out)
+    return b"".join([len(e).to_bytes(2, "big") + e for e in entries])
 
 
 def decode_entry_bundle(data: bytes, count: int) -> list[bytes]:
