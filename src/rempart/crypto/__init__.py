@@ -9,8 +9,6 @@ from rempart.crypto._aead import (
     KEY_SIZE,
     NONCE_SIZE,
     AeadCipher,
-    aead_decrypt,
-    aead_encrypt,
     new_key,
 )
 from rempart.crypto._ed25519 import (
@@ -29,8 +27,6 @@ __all__ = [
     "SIGNATURE_SIZE",
     "AeadCipher",
     "SigningKey",
-    "aead_decrypt",
-    "aead_encrypt",
     "new_key",
     "verify_ed25519",
 ]

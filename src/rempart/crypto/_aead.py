@@ -50,11 +50,3 @@ class AeadCipher:
 
     def __repr__(self) -> str:
         return "AeadCipher(<key hidden>)"
-
-
-def aead_encrypt(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
-    return AeadCipher(key).encrypt(plaintext, associated_data)
-
-
-def aead_decrypt(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
-    return AeadCipher(key).decrypt(sealed, associated_data)

@@ -317,31 +317,12 @@ class Frontier:
         self.size = 0
         self._stack: list[bytes] = []
 
-    @staticmethod
-    def nodes_for_size(size: int) -> list[NodeId]:
-        """Which stored nodes make up the frontier of a tree of ``size`` leaves."""
-        return covering_nodes(0, size)
-
-    @classmethod
-    def from_hashes(cls, size: int, hashes: Sequence[bytes]) -> Frontier:
-        """Rebuild from the hashes of :meth:`nodes_for_size`, as read from storage."""
-        expected = len(cls.nodes_for_size(size))
-        if len(hashes) != expected:
-            raise InvalidInput(f"a frontier of size {size} has {expected} hashes, got {len(hashes)}")
-        frontier = cls()
-        frontier.size = size
-        frontier._stack = list(hashes)
-        return frontier
-
-    def copy(self) -> Frontier:
-        return Frontier.from_hashes(self.size, self._stack)
-
     def append(self, leaf: bytes) -> list[tuple[NodeId, bytes]]:
         """Add one leaf hash; return the new stored nodes, leaf first."""
         return self.extend((leaf,))
 
     def extend(self, leaves: Iterable[bytes]) -> list[tuple[NodeId, bytes]]:
-        """Add leaf hashes in order; return every new stored node. The hot path of appending."""
+        """Add leaf hashes in order; return every new stored node."""
         created: list[tuple[NodeId, bytes]] = []
         add = created.append
         stack = self._stack

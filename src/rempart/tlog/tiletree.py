@@ -216,6 +216,3 @@ class TiledTree:
         if hashes is None:  # pragma: no cover - the edge always holds the covering nodes
             raise InvalidInput("tree edge does not hold its covering nodes")
         return fold_range(hashes)
-
-    def edge(self) -> dict[int, bytes]:
-        return dict(self._edge)
