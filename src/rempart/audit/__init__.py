@@ -1,4 +1,4 @@
-"""What outsiders run: the witness server, the auditor's mirror, and (later) invariant replay and reports.
+"""What outsiders run: the witness server, the auditor's mirror, invariant replay, reports, subject reports.
 
 Nothing here needs the operator's trust: every module checks signatures,
 cosignatures and Merkle proofs against keys it is given, and keeps evidence of

@@ -45,6 +45,14 @@ app.add_typer(audit_app, name="audit")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 VkeyOption = Annotated[str, typer.Option("--vkey", help="The log's verifier key, or @FILE.")]
 OriginOption = Annotated[str | None, typer.Option(help="Expected origin (default: the log key's name).")]
+WitnessOption = Annotated[
+    list[str] | None,
+    typer.Option("--witness", help="A witness's cosignature key (repeat for each), or @FILE."),
+]
+WitnessThresholdOption = Annotated[
+    int | None,
+    typer.Option(help="How many of the --witness keys must cosign (default: all of them).", min=0),
+]
 
 
 def _text_arg(value: str, what: str) -> str:
@@ -81,14 +89,8 @@ def sync(
         Path, typer.Option(help="The mirror's folder (entries, right edge, checkpoint, evidence).")
     ],
     vkey_text: VkeyOption,
-    witness: Annotated[
-        list[str] | None,
-        typer.Option("--witness", help="A witness's cosignature key (repeat for each), or @FILE."),
-    ] = None,
-    witness_threshold: Annotated[
-        int | None,
-        typer.Option(help="How many of the --witness keys must cosign (default: all of them).", min=0),
-    ] = None,
+    witness: WitnessOption = None,
+    witness_threshold: WitnessThresholdOption = None,
     origin: OriginOption = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -401,14 +403,8 @@ def subject_report(
 def verify_proof(
     files: Annotated[list[Path], typer.Argument(help="C2SP tlog-proof files.")],
     vkey_text: VkeyOption,
-    witness: Annotated[
-        list[str] | None,
-        typer.Option("--witness", help="A witness's cosignature key (repeat for each), or @FILE."),
-    ] = None,
-    witness_threshold: Annotated[
-        int | None,
-        typer.Option(help="How many of the --witness keys must cosign (default: all of them).", min=0),
-    ] = None,
+    witness: WitnessOption = None,
+    witness_threshold: WitnessThresholdOption = None,
     origin: OriginOption = None,
     entry: Annotated[
         Path | None, typer.Option(help="The entry's bytes (default: the proof file's extra line).")
