@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from rempart import Client
-from rempart.errors import Conflict, InvalidInput, NotFound
+from rempart.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rempart.tlog.checkpoint import Checkpoint
 from rempart.tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
 from rempart.tlog.note import Note
@@ -92,7 +92,7 @@ def test_tokens_issue_list_revoke(server: RunningServer) -> None:
 
 
 def test_metrics_count_requests_decisions_and_the_log(server: RunningServer) -> None:
-    with Client(server.url, server.tokens["parent:bob"]) as bob, pytest.raises(Exception):  # noqa: B017
+    with Client(server.url, server.tokens["parent:bob"]) as bob, pytest.raises(PermissionDenied):
         bob.get_record("us-0001", "contact", "main", purpose="customer_support")
     with admin(server) as a:
         text = a.metrics()
@@ -102,12 +102,15 @@ def test_metrics_count_requests_decisions_and_the_log(server: RunningServer) -> 
     )
     assert 'rempart_gateway_decisions_total{outcome="denied"}' in text
     lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line and line[0] != "#"}
+    assert float(lines['rempart_gateway_decisions_total{outcome="denied"}']) >= 1
     assert float(lines["rempart_log_size"]) > 40
     assert float(lines["rempart_log_checkpoint_age_seconds"]) >= 0
     assert (
         'rempart_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/health"}' in text
         or "rempart_http_request_duration_seconds_count" in text
     )
+    route = "/subjects/{subject_id}/records/{collection}/{record_id}"
+    assert float(lines[f'rempart_http_request_duration_seconds_count{{method="GET",route="{route}"}}']) >= 1
 
 
 def test_the_log_read_path_and_proofs_verify(server: RunningServer) -> None:
