@@ -40,7 +40,7 @@ from rempart.migrate.attest import attest_run, verify_attestation
 from rempart.migrate.attest import load_signer as load_migration_signer
 from rempart.migrate.mapping import MigrationMapping, load_mapping
 from rempart.migrate.plan import plan_migration
-from rempart.migrate.progress import ProgressStore
+from rempart.migrate.progress import COUNT_KEYS, ProgressStore, count_totals
 from rempart.migrate.purge import purge_run, require_purgeable, require_verified
 from rempart.migrate.runner import BatchReport, MigrationRunner
 from rempart.migrate.source import LegacySource, open_source
@@ -141,15 +141,9 @@ def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
     table = Table(title=title)
     for column in ("region", "read", "migrated", "quarantined", "records", "new subjects"):
         table.add_column(column, justify="left" if column == "region" else "right")
-    total = {"read": 0, "migrated": 0, "quarantined": 0, "records": 0, "subjects": 0}
     for region, n in sorted(counts.items()):
-        table.add_row(
-            region,
-            *(f"{n.get(k, 0):,}" for k in ("read", "migrated", "quarantined", "records", "subjects")),
-        )
-        for key in total:
-            total[key] += n.get(key, 0)
-    table.add_row("[bold]total", *(f"[bold]{total[k]:,}" for k in total))
+        table.add_row(region, *(f"{n.get(k, 0):,}" for k in COUNT_KEYS))
+    table.add_row("[bold]total", *(f"[bold]{v:,}" for v in count_totals(counts).values()))
     return table
 
 

@@ -8,7 +8,6 @@ does, with the store's own functions; no database is touched here.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +22,14 @@ from rempart.errors import InvalidInput, RempartError
 from rempart.migrate.mapping import MigrationMapping
 from rempart.migrate.progress import COUNT_KEYS, Counts, QuarantineEntry
 from rempart.migrate.source import SourceKey, SourceRow, raw_text
-from rempart.migrate.transform import Reason, Rejection, RowPlan, RowTransformer, record_leaf
+from rempart.migrate.transform import (
+    Reason,
+    Rejection,
+    RowPlan,
+    RowTransformer,
+    batch_digest,
+    record_leaf,
+)
 from rempart.store.catalog import Catalog
 from rempart.store.keys import KeyCustody, LocalKeyring
 from rempart.store.region import (
@@ -75,7 +81,7 @@ class RegionPart:
     subjects: int = 0
 
     def digest(self) -> str:
-        return hashlib.sha256(b"".join(self.leaves)).hexdigest()
+        return batch_digest(self.leaves)
 
 
 @dataclass(slots=True)
@@ -109,7 +115,7 @@ class PlannedBatch:
     keys: list[SourceKey]
 
     def digest(self) -> str:
-        return hashlib.sha256(b"".join(leaf for _, _, leaf in self.leaves)).hexdigest()
+        return batch_digest(leaf for _, _, leaf in self.leaves)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +241,7 @@ class _Worker:
             parts=parts,
             counts=counts,
             quarantine=quarantine,
-            digest=hashlib.sha256(b"".join(leaves)).hexdigest(),
+            digest=batch_digest(leaves),
             claims=claims,
         )
 

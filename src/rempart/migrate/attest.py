@@ -29,7 +29,7 @@ from rempart.errors import Conflict, InvalidInput, VerificationFailed
 from rempart.events import canonical_json
 from rempart.keyfiles import read_secret_file
 from rempart.log.sequencer import LogPosition
-from rempart.migrate.progress import ProgressStore
+from rempart.migrate.progress import ProgressStore, count_totals
 from rempart.migrate.purge import require_verified
 from rempart.store.records import Actor
 from rempart.store.service import RecordService
@@ -97,10 +97,6 @@ def build_statement(
         if region in roots:
             entry["root"] = roots[region]["destination_root"]
         regions[region] = entry
-    total = {"read": 0, "migrated": 0, "quarantined": 0, "records": 0, "subjects": 0}
-    for numbers in counts.values():
-        for key in total:
-            total[key] += numbers.get(key, 0)
     reasons = progress.quarantine_reasons(run_id)
     return {
         "deployment": deployment,
@@ -110,7 +106,7 @@ def build_statement(
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "regions": regions,
-        "totals": total,
+        "totals": count_totals(counts),
         "root": verification.get("root", {}).get("destination"),
         "batches": len(progress.batches(run_id)),
         "quarantine": {"count": sum(reasons.values()), "reasons": reasons},

@@ -42,8 +42,7 @@ def plan_migration(
     for rows in source.batches(after=after, size=mapping.batch_size):
         if sample is not None:
             rows = rows[: max(0, sample - seen)]
-        subjects = {s for s in map(transformer.subject_of, rows) if s is not None}
-        homes = service.home_regions(subjects) if subjects else {}
+        homes = service.home_regions(transformer.subjects_of(rows))
         for row in rows:
             plan = transformer.plan(row, homes)
             if isinstance(plan, Rejection):

@@ -33,6 +33,7 @@ from rempart.migrate.transform import decode_key, encode_key
 
 __all__ = [
     "CONTROL_SCHEMA",
+    "COUNT_KEYS",
     "REGION_SCHEMA",
     "BatchState",
     "Counts",
@@ -40,6 +41,7 @@ __all__ = [
     "QuarantineEntry",
     "RunState",
     "add_counts",
+    "count_totals",
     "region_committed",
     "write_region_marker",
 ]
@@ -117,6 +119,15 @@ def add_counts(total: Counts, more: Mapping[str, Mapping[str, int]]) -> Counts:
         slot = total.setdefault(region, dict.fromkeys(COUNT_KEYS, 0))
         for key in COUNT_KEYS:
             slot[key] += int(numbers.get(key, 0))
+    return total
+
+
+def count_totals(counts: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Per-region counts summed over the regions (the ``total`` row of a run)."""
+    total = dict.fromkeys(COUNT_KEYS, 0)
+    for numbers in counts.values():
+        for key in COUNT_KEYS:
+            total[key] += int(numbers.get(key, 0))
     return total
 
 

@@ -109,8 +109,7 @@ def purge_run(
         keep = quarantined.get(batch.seq, set())
 
         def check(rows: list[SourceRow], seq: int = batch.seq, digest: str = batch.digest) -> None:
-            subjects = {s for s in map(transformer.subject_of, rows) if s is not None}
-            homes = service.home_regions(subjects) if subjects else {}
+            homes = service.home_regions(transformer.subjects_of(rows))
             planned = plan_rows(transformer, PlanJob(seq, rows, homes, frozenset()))
             if planned.failures or planned.digest() != digest:
                 raise VerificationFailed(

@@ -36,7 +36,6 @@ committed, so every batch is decided against committed state.
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
@@ -54,6 +53,7 @@ from rempart.migrate.progress import (
     Counts,
     ProgressStore,
     add_counts,
+    count_totals,
     region_committed,
     write_region_marker,
 )
@@ -87,11 +87,7 @@ class RunReport:
     finished_at: str | None
 
     def totals(self) -> dict[str, int]:
-        out = {"read": 0, "migrated": 0, "quarantined": 0, "records": 0, "subjects": 0}
-        for numbers in self.counts.values():
-            for key in out:
-                out[key] += numbers.get(key, 0)
-        return out
+        return count_totals(self.counts)
 
 
 class MigrationRunner:
@@ -174,7 +170,7 @@ class MigrationRunner:
                         # New legacy rows after a finished run: it goes on, and must be verified again.
                         self.progress.reopen_run(self.run_id)
                         run = self.progress.get_run(self.run_id)
-                    subjects = frozenset(s for s in map(self.transformer.subject_of, rows) if s is not None)
+                    subjects = frozenset(self.transformer.subjects_of(rows))
                     while inflight and any(subjects & other for _, other, _, _ in inflight):
                         commit_oldest()
                     job = self._job(seq, rows, frozenset())
@@ -206,8 +202,7 @@ class MigrationRunner:
 
     def _job(self, seq: int, rows: list[SourceRow], committed: frozenset[str]) -> SealJob:
         """What the directory and the regions hold for the batch's subjects, read now (one query each)."""
-        subjects = {s for s in map(self.transformer.subject_of, rows) if s is not None}
-        homes = self.service.home_regions(subjects) if subjects else {}
+        homes = self.service.home_regions(self.transformer.subjects_of(rows))
         by_region: dict[str, list[str]] = {}
         for subject_id, region in homes.items():
             by_region.setdefault(region, []).append(subject_id)
@@ -260,6 +255,7 @@ class MigrationRunner:
             for kek, commitments in sorted(by_kek.items()):
                 events += self.service.subjects_created_events(self.actor, region, kek, commitments)
         totals = add_counts({}, sealed.counts)
+        overall = count_totals(totals)
         reasons: dict[str, int] = {}
         for q in sealed.quarantine:
             reasons[q.reason] = reasons.get(q.reason, 0) + 1
@@ -278,9 +274,9 @@ class MigrationRunner:
                         }
                         for region, numbers in sorted(totals.items())
                     },
-                    "read": sum(n["read"] for n in totals.values()),
-                    "migrated": sum(n["migrated"] for n in totals.values()),
-                    "quarantined": sum(n["quarantined"] for n in totals.values()),
+                    "read": overall["read"],
+                    "migrated": overall["migrated"],
+                    "quarantined": overall["quarantined"],
                     "quarantine_reasons": dict(sorted(reasons.items())),
                     "digest": sealed.digest,
                     "redo": redo,
@@ -334,8 +330,3 @@ class MigrationRunner:
 def _without_subjects(counts: Counts) -> Counts:
     """Counts as a redo must reproduce them (subjects given keys by an earlier attempt are not new again)."""
     return {region: {k: v for k, v in n.items() if k != "subjects"} for region, n in counts.items()}
-
-
-def batch_digest(leaves: Iterable[bytes]) -> str:
-    """Hex SHA-256 of a batch's leaf hashes in source order (what ``migration.batch`` carries)."""
-    return hashlib.sha256(b"".join(leaves)).hexdigest()

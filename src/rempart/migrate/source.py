@@ -15,9 +15,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
-import decimal
 import json
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,9 +59,7 @@ def _jsonable(value: Any) -> Any:
         return {"$base64": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    return str(value)
+    return str(value)  # Decimal, UUID and anything else the driver hands out
 
 
 def raw_text(row: SourceRow) -> str:
@@ -239,8 +235,8 @@ class PostgresSource:
         self._conn.close()
 
 
-class JsonLinesSource:
-    """One JSON object per line; the key is the line number (1-based); blank lines are not rows."""
+class _FileSource:
+    """A file read from the start on every pass, keyed by position (line or row number, 1-based)."""
 
     def __init__(self, spec: SourceSpec) -> None:
         if spec.path is None or not spec.path.is_file():
@@ -248,7 +244,36 @@ class JsonLinesSource:
         self.spec = spec
         self.path = spec.path
 
-    def _lines(self, after: int) -> Iterator[SourceRow]:
+    def _rows(self, after: int) -> Iterator[SourceRow]:
+        """The rows whose number is above ``after``, in order."""
+        raise NotImplementedError
+
+    def batches(self, *, after: SourceKey | None, size: int) -> Iterator[list[SourceRow]]:
+        batch: list[SourceRow] = []
+        for row in self._rows(int(after or 0)):
+            batch.append(row)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def read_range(self, first: SourceKey, last: SourceKey) -> list[SourceRow]:
+        out = []
+        for row in self._rows(int(first) - 1):
+            if int(row.key) > int(last):
+                break
+            out.append(row)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class JsonLinesSource(_FileSource):
+    """One JSON object per line; the key is the line number (1-based); blank lines are not rows."""
+
+    def _rows(self, after: int) -> Iterator[SourceRow]:
         with self.path.open("rb") as f:
             for number, line in enumerate(f, start=1):
                 if number <= after or not line.strip():
@@ -272,41 +297,14 @@ class JsonLinesSource:
         with self.path.open("rb") as f:
             return sum(1 for line in f if line.strip())
 
-    def batches(self, *, after: SourceKey | None, size: int) -> Iterator[list[SourceRow]]:
-        batch: list[SourceRow] = []
-        for row in self._lines(int(after or 0)):
-            batch.append(row)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
 
-    def read_range(self, first: SourceKey, last: SourceKey) -> list[SourceRow]:
-        out = []
-        for row in self._lines(int(first) - 1):
-            if int(row.key) > int(last):
-                break
-            out.append(row)
-        return out
-
-    def close(self) -> None:
-        pass
-
-
-class CsvSource:
+class CsvSource(_FileSource):
     """A CSV file with a header line; the key is the row number after the header (1-based).
 
     An empty value is a missing value (CSV cannot tell them apart). Bytes that
     are not UTF-8 are kept (as surrogates) so that the row is quarantined as
     undecodable, not silently altered.
     """
-
-    def __init__(self, spec: SourceSpec) -> None:
-        if spec.path is None or not spec.path.is_file():
-            raise ConfigurationError(f"source.path: {spec.path} is not a file", path="source.path")
-        self.spec = spec
-        self.path = spec.path
 
     def _rows(self, after: int) -> Iterator[SourceRow]:
         with self.path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -332,27 +330,6 @@ class CsvSource:
 
     def count(self) -> int:
         return sum(1 for _ in self._rows(0))
-
-    def batches(self, *, after: SourceKey | None, size: int) -> Iterator[list[SourceRow]]:
-        batch: list[SourceRow] = []
-        for row in self._rows(int(after or 0)):
-            batch.append(row)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def read_range(self, first: SourceKey, last: SourceKey) -> list[SourceRow]:
-        out = []
-        for row in self._rows(int(first) - 1):
-            if int(row.key) > int(last):
-                break
-            out.append(row)
-        return out
-
-    def close(self) -> None:
-        pass
 
 
 def open_source(mapping: MigrationMapping) -> LegacySource:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "Rejection",
     "RowPlan",
     "RowTransformer",
+    "batch_digest",
     "canonical_record",
     "decode_key",
     "encode_key",
@@ -240,6 +242,10 @@ class RowTransformer:
         except InvalidInput:
             return None
 
+    def subjects_of(self, rows: Iterable[SourceRow]) -> set[str]:
+        """The well-formed subject ids of some rows: what to look up in the directory before planning."""
+        return {s for s in map(self.subject_of, rows) if s is not None}
+
     def plan(self, row: SourceRow, homes: Mapping[str, str]) -> RowPlan | Rejection:
         """Decide one row. ``homes`` holds the directory's home region of subjects that already exist."""
         if row.values is None:
@@ -387,6 +393,11 @@ def canonical_record(region: str, subject_id: str, record: PlannedRecord | Any) 
 def record_leaf(region: str, subject_id: str, record: PlannedRecord | Any) -> bytes:
     """RFC 6962 leaf hash of the record's canonical form."""
     return leaf_hash(canonical_record(region, subject_id, record))
+
+
+def batch_digest(leaves: Iterable[bytes]) -> str:
+    """Hex SHA-256 of a batch's leaf hashes in source order (what ``migration.batch`` carries)."""
+    return hashlib.sha256(b"".join(leaves)).hexdigest()
 
 
 def encode_key(key: SourceKey) -> str:

@@ -19,7 +19,6 @@ requires a matching one. A mismatch raises :class:`~rempart.errors.VerificationF
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from rempart.migrate._work import (
 from rempart.migrate.mapping import MigrationMapping
 from rempart.migrate.progress import BatchState, ProgressStore
 from rempart.migrate.source import LegacySource, PostgresSource, SourceRow
-from rempart.migrate.transform import RowTransformer
+from rempart.migrate.transform import RowTransformer, batch_digest
 from rempart.store.keys import KeyCustody
 from rempart.store.records import Actor
 from rempart.store.service import RecordService
@@ -183,8 +182,7 @@ def verify_run(
                         f"source row {row.key!r} was neither migrated nor quarantined (left behind)"
                     )
                 continue
-            subjects = {s for s in map(transformer.subject_of, rows) if s is not None}
-            homes = service.home_regions(subjects) if subjects else {}
+            homes = service.home_regions(transformer.subjects_of(rows))
             planned.append(
                 pool.plan(PlanJob(batch.seq, rows, homes, frozenset(quarantined.get(batch.seq, ()))))
             )
@@ -223,7 +221,7 @@ def verify_run(
     # Compare.
     for batch in batches:
         keys = order.get(batch.seq, [])
-        digest = hashlib.sha256(b"".join(found.get(k, b"") for k in keys)).hexdigest()
+        digest = batch_digest(found.get(k, b"") for k in keys)
         if digest != batch.digest and batch.seq not in report.mismatched_batches:
             report.mismatched_batches.append(batch.seq)
             report.problem(
