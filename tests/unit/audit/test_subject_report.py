@@ -195,3 +195,19 @@ def test_the_page_escapes_what_the_log_says_even_when_it_looks_like_a_link(tmp_p
     assert hostile not in page
     assert page.count(f"<td>{html.escape(hostile)}</td>") == 2
     assert '<td><a href="proofs/0.tlog-proof">proof</a></td>' in page
+
+
+@pytest.mark.parametrize(
+    ("key", "subject", "message"),
+    [
+        (b"short", "u1", "the subject commitment key is at least 16 bytes"),
+        (b"k" * 32, "", "the subject id is a non-empty string"),
+    ],
+)
+def test_the_subjects_key_and_id_are_checked_before_anything_is_read(
+    mirrored: tuple[Scene, Auditor], key: bytes, subject: str, message: str
+) -> None:
+    scene, _ = mirrored
+    with pytest.raises(InvalidInput) as caught:
+        build_subject_report(scene.world.deployment.read_path, key, subject)
+    assert caught.value.message == message
