@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rempart.audit.invariants import DecisionEntry, ReplayResult, replay
-from rempart.audit.subject_report import LogView, MirrorView, proof_file, write_file
+from rempart.audit.subject_report import LogView, proof_file, write_file
 from rempart.clock import parse_time
 from rempart.tlog.merkle import leaf_hash
 from rempart.tlog.proof_file import ProofFile
@@ -67,7 +67,6 @@ class ReportStatistics:
         self.egress_transfers = 0
         self.egress_refused = 0
         self.egress_bytes = 0
-        self.times: list[str] = []
 
     def decision(self, index: int, entry: DecisionEntry) -> None:
         self.decisions += 1
@@ -228,7 +227,7 @@ def build_report(
 
 
 def write_report(
-    view: LogView | MirrorView,
+    view: LogView,
     out: Path,
     *,
     generated: datetime,
