@@ -6,9 +6,18 @@ import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
-from rempart.audit.witness import AddCheckpointRequest, SizeConflict, Witness, WitnessStore, status_for
+from rempart.audit.witness import (
+    MAX_REQUEST_SIZE,
+    AddCheckpointRequest,
+    SizeConflict,
+    Witness,
+    WitnessStore,
+    status_for,
+    witness_app,
+)
 from rempart.clock import ManualClock
 from rempart.db import Database
 from rempart.errors import (
@@ -25,6 +34,7 @@ from rempart.tlog.cosignature import Cosignature, Cosigner, open_cosigned_checkp
 from rempart.tlog.merkle import consistency_proof, leaf_hash
 from rempart.tlog.note import NoteSignature, Signer, add_signatures
 from tests.treeutil import DictTree
+from tests.unit.audit.harness import asgi_server
 
 ORIGIN = "example.com/log"
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -246,3 +256,17 @@ def test_a_malformed_checkpoint_text_is_a_bad_request(witness: Witness, signer: 
 )
 def test_status_mapping(error: RempartError, status: int) -> None:
     assert status_for(error) == status
+
+
+def test_an_oversized_body_is_refused_while_it_streams_and_when_parsed(witness: Witness) -> None:
+    too_big = b"old 0\n\n" + b"x" * MAX_REQUEST_SIZE
+    with asgi_server(witness_app(witness)) as url:
+        response = httpx.post(url + "/add-checkpoint", content=too_big)
+    assert response.status_code == 400
+    assert response.json()["detail"] == f"request body is more than the {MAX_REQUEST_SIZE} bytes allowed"
+    with pytest.raises(InvalidInput) as caught:
+        AddCheckpointRequest.parse(too_big)
+    assert caught.value.message == (
+        f"request body is {len(too_big)} bytes, more than the {MAX_REQUEST_SIZE} allowed"
+    )
+    assert witness.store.log(ORIGIN).size == 0
