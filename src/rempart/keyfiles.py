@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rempart.errors import ConfigurationError, NotFound
 
-__all__ = ["read_secret_file", "write_secret_file"]
+__all__ = ["read_secret_file", "read_secret_text", "write_secret_file"]
 
 
 def write_secret_file(path: Path, content: bytes, *, overwrite: bool = False) -> None:
@@ -22,23 +22,26 @@ def write_secret_file(path: Path, content: bytes, *, overwrite: bool = False) ->
     path = Path(path)
     if path.exists() and not overwrite:
         raise ConfigurationError(f"{path} already exists; refusing to overwrite a key", path=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write key file {path}: {exc.strerror}", path=str(path)) from exc
 
 
 def read_secret_file(path: Path) -> bytes:
@@ -48,10 +51,23 @@ def read_secret_file(path: Path) -> bytes:
         info = path.stat()
     except FileNotFoundError as exc:
         raise NotFound(f"key file {path} does not exist", path=str(path)) from exc
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read key file {path}: {exc.strerror}", path=str(path)) from exc
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigurationError(
             f"key file {path} is accessible to group or others (mode "
             f"{stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}",
             path=str(path),
         )
-    return path.read_bytes()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read key file {path}: {exc.strerror}", path=str(path)) from exc
+
+
+def read_secret_text(path: Path) -> str:
+    """A secret file holding one text key (a note private key, say), without surrounding space."""
+    try:
+        return read_secret_file(path).decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"key file {path} is not UTF-8 text", path=str(path)) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rempart.db import parse_database_url
-from rempart.keyfiles import read_secret_file, write_secret_file
+from rempart.keyfiles import read_secret_text, write_secret_file
 from rempart.log.sequencer import LogPosition, TransparencyLog
 from rempart.log.storage import LogStorage, StoredCheckpoint
 from rempart.tlog.checkpoint import sign_checkpoint
@@ -43,7 +43,7 @@ def create_signer(path: Path, origin: str) -> Signer:
 
 
 def load_signer(path: Path) -> Signer:
-    return Signer.parse(read_secret_file(path).decode().strip())
+    return Signer.parse(read_secret_text(path))
 
 
 def open_log(
