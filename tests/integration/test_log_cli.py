@@ -78,3 +78,25 @@ def test_bad_input_gets_one_clear_line(tmp_path: Path) -> None:
     )
     assert too_big.returncode in (2, 3)
     assert "Traceback" not in too_big.stderr
+    assert "the log has not published a checkpoint yet" in too_big.stderr
+
+
+def test_unreadable_files_get_one_clear_line(tmp_path: Path) -> None:
+    no_key = rempart("log", "verify", tmp_path, "--vkey", f"@{tmp_path / 'missing.vkey'}", ok=False)
+    assert no_key.returncode == 2
+    assert "cannot read the verifier key file" in no_key.stderr
+    assert "Traceback" not in no_key.stderr
+    rempart("log", "init", "--data-dir", tmp_path / "d")
+    no_entries = rempart(
+        "log", "append", "--file", tmp_path / "missing.txt", "--data-dir", tmp_path / "d", ok=False
+    )
+    assert no_entries.returncode == 2
+    assert "cannot read the entries file" in no_entries.stderr
+    rempart("log", "append", "one", "--data-dir", tmp_path / "d")
+    no_folder = rempart(
+        "log", "prove", "--index", "0", "--data-dir", tmp_path / "d",
+        "--output", tmp_path / "missing" / "p.tlog-proof", ok=False,
+    )
+    assert no_folder.returncode == 2
+    assert "cannot write the proof file" in no_folder.stderr
+    assert "Traceback" not in no_entries.stderr + no_folder.stderr

@@ -36,6 +36,14 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 DEFAULT_DATA_DIR = Path("data")
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise InvalidInput(f"cannot read the {what} {path}: {reason}") from exc
+
+
 class LocalLog:
     """The embedded layout: ``<data>/log.db`` and ``<data>/keys/log.key``."""
 
@@ -92,7 +100,7 @@ def append(
     local.require()
     items = [e.encode() for e in entries or []]
     if file is not None:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+        text = sys.stdin.read() if str(file) == "-" else _read_text(file, "entries file")
         items.extend(line.encode() for line in text.splitlines() if line)
     if not items:
         raise InvalidInput("nothing to append: give entries as arguments or --file")
@@ -159,7 +167,10 @@ def prove(
     if output is None:
         sys.stdout.write(data.decode())
     else:
-        output.write_bytes(data)
+        try:
+            output.write_bytes(data)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write the proof file {output}: {exc.strerror}") from exc
         console.print(f"wrote {output}")
 
 
@@ -192,7 +203,7 @@ def verify(
 ) -> None:
     """Verify a log offline: signature, every entry against the root, consistency with --state."""
     if vkey_text.startswith("@"):
-        vkey_text = Path(vkey_text[1:]).read_text().strip()
+        vkey_text = _read_text(Path(vkey_text[1:]), "verifier key file").strip()
     verifier = Verifier.parse(vkey_text)
     tiles = open_source(source)
     try:
