@@ -9,6 +9,7 @@ the log has one sequencer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,7 +122,5 @@ def _cell(value: Any) -> str:
     if isinstance(value, list | tuple | frozenset | set):
         return ", ".join(str(v) for v in value) or "–"
     if isinstance(value, dict):
-        import json
-
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)

@@ -63,41 +63,7 @@ def show_subject(
     )
 
 
-def _erase(
-    subject_id: str,
-    reason: str,
-    purpose: str,
-    server: str | None,
-    token: str | None,
-    data_dir: Path,
-    acting: str | None,
-    config: Path | None,
-    json_out: bool,
-) -> None:
-    with connect(server, token, data_dir, acting, config) as api:
-        receipt = api.erase_subject(subject_id, reason=reason, purpose=purpose)
-    show(dataclasses.asdict(receipt), json_out, title=f"erased {subject_id}")
-
-
 @subjects_app.command("erase")
-def erase_subject(
-    subject_id: Annotated[str, typer.Argument()],
-    reason: Annotated[str, typer.Option(help="The ticket or legal basis.")],
-    purpose: Annotated[
-        str, typer.Option(help="data_subject_request or legal_request.")
-    ] = "data_subject_request",
-    server: Server = None,
-    token: Token = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-    acting: As = None,
-    config: ConfigFile = None,
-    json_out: Json = False,
-) -> None:
-    """Erase a subject (crypto-shredding); prints the erasure receipt."""
-    _erase(subject_id, reason, purpose, server, token, data_dir, acting, config, json_out)
-
-
-@app.command("erase")
 def erase(
     subject_id: Annotated[str, typer.Argument()],
     reason: Annotated[str, typer.Option(help="The ticket or legal basis.")],
@@ -111,8 +77,13 @@ def erase(
     config: ConfigFile = None,
     json_out: Json = False,
 ) -> None:
-    """Erase a subject (the same as `rempart subjects erase`)."""
-    _erase(subject_id, reason, purpose, server, token, data_dir, acting, config, json_out)
+    """Erase a subject (crypto-shredding); prints the erasure receipt."""
+    with connect(server, token, data_dir, acting, config) as api:
+        receipt = api.erase_subject(subject_id, reason=reason, purpose=purpose)
+    show(dataclasses.asdict(receipt), json_out, title=f"erased {subject_id}")
+
+
+app.command("erase", help="Erase a subject (the same as `rempart subjects erase`).")(erase)
 
 
 def _record(r: RecordData) -> dict[str, Any]:
