@@ -66,8 +66,9 @@ def _translated(what: str) -> Iterator[None]:
 class PostgresLogStorage(RowHashReads):
     def __init__(self, dsn: str, *, pool_size: int = 4, connect_timeout: float = 10.0) -> None:
         self.dsn = dsn
+        self._connect_timeout = int(connect_timeout)
         with _translated("opening the log database"):
-            self._writer = psycopg.connect(dsn, autocommit=True, connect_timeout=int(connect_timeout))
+            self._writer = psycopg.connect(dsn, autocommit=True, connect_timeout=self._connect_timeout)
             self._writer.execute(_SCHEMA)
             self._pool = ConnectionPool(
                 dsn,
@@ -82,7 +83,9 @@ class PostgresLogStorage(RowHashReads):
 
     def _reconnect_writer_if_broken(self) -> None:
         if self._writer.closed or self._writer.broken:
-            self._writer = psycopg.connect(self.dsn, autocommit=True)
+            self._writer = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=self._connect_timeout
+            )
 
     def size(self) -> int:
         with _translated("reading log size"), self._pool.connection() as conn:
