@@ -107,16 +107,12 @@ class _PgTransaction:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
-    @staticmethod
-    def _convert(sql: str) -> str:
-        return _to_pyformat(sql)
-
     def execute(self, sql: str, params: Params = ()) -> Cursor:
-        return self._conn.execute(self._convert(sql), tuple(params), prepare=True)  # type: ignore[return-value]
+        return self._conn.execute(_to_pyformat(sql), tuple(params), prepare=True)  # type: ignore[return-value]
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         with self._conn.cursor() as cur:
-            cur.executemany(self._convert(sql), [tuple(r) for r in rows])
+            cur.executemany(_to_pyformat(sql), [tuple(r) for r in rows])
 
 
 class _SqliteTransaction:

@@ -172,7 +172,6 @@ class EventRecorder(Protocol):
     async def record_async(self, event: Event) -> LogPosition: ...
 
 
-
 class LogRecorder:
     """An :class:`EventRecorder` that appends to a :class:`~rempart.log.sequencer.TransparencyLog`."""
 
