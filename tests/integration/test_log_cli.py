@@ -100,3 +100,9 @@ def test_unreadable_files_get_one_clear_line(tmp_path: Path) -> None:
     assert no_folder.returncode == 2
     assert "cannot write the proof file" in no_folder.stderr
     assert "Traceback" not in no_entries.stderr + no_folder.stderr
+    export = tmp_path / "tiles"
+    rempart("log", "export", export, "--data-dir", tmp_path / "d")
+    vkey = rempart("log", "vkey", "--data-dir", tmp_path / "d").stdout.strip()
+    state_is_a_folder = rempart("log", "verify", export, "--vkey", vkey, "--state", tmp_path, ok=False)
+    assert state_is_a_folder.returncode == 2
+    assert "cannot read the state file" in state_is_a_folder.stderr

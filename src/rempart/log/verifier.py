@@ -35,22 +35,29 @@ class VerifyReport:
 
 
 def _load_state(path: Path, verifier: Verifier, origin: str) -> Checkpoint | None:
-    if not path.exists():
-        return None
     try:
-        return open_checkpoint(path.read_bytes(), origin=origin, log=verifier).checkpoint
+        note = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the state file {path}: {exc.strerror}") from exc
+    try:
+        return open_checkpoint(note, origin=origin, log=verifier).checkpoint
     except RempartError as exc:
         raise InvalidInput(f"state file {path} does not hold a checkpoint of this log: {exc}") from exc
 
 
 def _save_state(path: Path, note: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(note)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(note)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write the state file {path}: {exc.strerror}") from exc
 
 
 def check_consistent(old: Checkpoint, new: Checkpoint, reader: TileHashReader) -> None:
