@@ -18,7 +18,7 @@ from rempart.cli._app import app, console, emit_json
 from rempart.clock import SystemClock
 from rempart.db import Database
 from rempart.errors import InvalidInput, NotFound
-from rempart.keyfiles import read_secret_file, write_secret_file
+from rempart.keyfiles import read_secret_text, write_secret_file
 from rempart.tlog.cosignature import Cosigner
 from rempart.tlog.note import Verifier
 
@@ -58,7 +58,7 @@ class LocalWitness:
                 f"no witness in {self.directory}; create one with: "
                 f"rempart witness init --data-dir {self.directory} --name NAME"
             )
-        return Cosigner.parse(read_secret_file(self.key).decode().strip())
+        return Cosigner.parse(read_secret_text(self.key))
 
     def open(self) -> Witness:
         cosigner = self.cosigner()

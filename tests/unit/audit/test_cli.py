@@ -143,3 +143,16 @@ def test_an_altered_mirror_database_is_noticed(tmp_path: Path) -> None:
         assert caught.value.message == (
             f"the mirror in {tmp_path / 'state'} lacks entries in [0, 10): its database was altered"
         )
+
+
+def test_a_witness_key_file_that_is_not_text_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "w"
+    run(monkeypatch, capsys, "witness", "init", "--data-dir", str(folder), "--name", "w.example/1")
+    (folder / "witness.key").write_bytes(b"\xff\xfe not a key")
+    code, _, err = run(monkeypatch, capsys, "witness", "vkey", "--data-dir", str(folder))
+    assert code == 3
+    assert " ".join(err.split()).startswith(
+        f"error (configuration_error): key file {folder / 'witness.key'} is not UTF-8 text"
+    )
