@@ -13,7 +13,7 @@ __all__ = ["write_file"]
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path``.
+    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it into place, fsync the folder.
 
     Creates missing folders. A reader, or the file after a crash, is the old
     content or the new, never a part. Raises StorageUnavailable on any
@@ -28,6 +28,12 @@ def write_file(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        tmp = None
+        folder = os.open(path.parent, os.O_RDONLY)  # the rename itself is durable once the folder is
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     except OSError as exc:
         if tmp is not None:
             with contextlib.suppress(OSError):
