@@ -60,8 +60,8 @@ def _text_arg(value: str, what: str) -> str:
     if not value.startswith("@"):
         return value
     try:
-        return Path(value[1:]).read_text().strip()
-    except OSError as exc:
+        return Path(value[1:]).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read the {what} file {value[1:]}: {exc}") from exc
 
 

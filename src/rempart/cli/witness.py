@@ -97,8 +97,8 @@ def add_log(
     """Witness a log: its origin and verifier key (run again to add a second key)."""
     if vkey_text.startswith("@"):
         try:
-            vkey_text = Path(vkey_text[1:]).read_text().strip()
-        except OSError as exc:
+            vkey_text = Path(vkey_text[1:]).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"cannot read the log key file {vkey_text[1:]}: {exc}") from exc
     verifier = Verifier.parse(vkey_text)
     witness = LocalWitness(directory, database).open()

@@ -156,3 +156,23 @@ def test_a_witness_key_file_that_is_not_text_is_one_clear_line(
     assert " ".join(err.split()).startswith(
         f"error (configuration_error): key file {folder / 'witness.key'} is not UTF-8 text"
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["witness", "add-log", "--data-dir", "{tmp}/w"],
+        ["audit", "verify-proof", "{tmp}/none.tlog-proof"],
+    ],
+)
+def test_a_vkey_file_that_is_not_text_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    run(monkeypatch, capsys, "witness", "init", "--data-dir", str(tmp_path / "w"), "--name", "w.example/1")
+    (tmp_path / "log.vkey").write_bytes(b"\xff\xfe")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    code, _, err = run(monkeypatch, capsys, *args, "--vkey", f"@{tmp_path / 'log.vkey'}")
+    assert code == 2
+    assert " ".join(err.split()).startswith(
+        f"error (invalid_input): cannot read the log key file {tmp_path / 'log.vkey'}: 'utf-8' codec"
+    )
