@@ -54,6 +54,7 @@ from rempart.access.rules import AccessRules
 from rempart.db import parse_database_url
 from rempart.errors import ConfigurationError, RempartError
 from rempart.store.catalog import PURPOSES, Catalog, default_catalog, load_catalog, parse_catalog
+from rempart.store.records import REGION_NAME
 from rempart.tlog.note import Verifier
 
 __all__ = [
@@ -72,7 +73,6 @@ __all__ = [
     "parse_duration",
 ]
 
-REGION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _DESTINATION = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}$")
 _DURATION = re.compile(r"^([1-9][0-9]{0,8})(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -281,7 +281,9 @@ def _regions(raw: Mapping[str, Any], r: _Reader) -> dict[str, RegionConfig]:
     for name, value in table.items():
         path = f"regions.{name}"
         if not REGION_NAME.match(name):
-            errors.add(path, "region names are lower_snake words of at most 32 characters")
+            errors.add(
+                path, "region names are a lowercase letter, then up to 31 of a-z 0-9 _ - (e.g. us, eu_west)"
+            )
             continue
         if not isinstance(value, Mapping):
             errors.add(path, f"expected a table, got {type(value).__name__}")

@@ -295,3 +295,15 @@ def test_parse_config_takes_an_already_parsed_document(tmp_path: Path) -> None:
     config = parse_config(tomllib.loads(BASE + REGIONS), base=tmp_path)
     assert config.source is None
     assert config.regions["us"].store == f"sqlite:///{tmp_path.resolve()}/regions/us.db"
+
+
+def test_one_region_name_rule_from_configuration_to_trust_root() -> None:
+    """A region the configuration accepts is one a scope, a trust root and a release accept too."""
+    from rempart.access.model import Scope
+    from rempart.store.records import REGION_NAME
+
+    for name in ("us", "row", "eu_west", "eu-west", "ap9"):
+        assert REGION_NAME.fullmatch(name)
+        assert Scope(name, frozenset({"contact"}), frozenset({"contact.email"}), ("a" * 64,)).region == name
+    for name in ("US", "9us", "", "eu west", "x" * 33):
+        assert not REGION_NAME.fullmatch(name)

@@ -27,6 +27,7 @@ from rempart.errors import InvalidInput
 from rempart.events import canonical_json
 from rempart.policy.model import NO_GRANT, GrantContext
 from rempart.store.catalog import check_purpose
+from rempart.store.records import REGION_NAME
 
 __all__ = [
     "REQUEST_FORMAT",
@@ -47,7 +48,6 @@ __all__ = [
 REQUEST_FORMAT: Final = 1
 
 _REQUEST_ID = re.compile(r"req_[0-9a-f]{16}")
-_REGION = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _COMMITMENT = re.compile(r"[0-9a-f]{64}")
 _MAX_TICKET = 200
@@ -130,7 +130,7 @@ class Scope:
     bulk_limit: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.region, str) or not _REGION.fullmatch(self.region):
+        if not isinstance(self.region, str) or not REGION_NAME.fullmatch(self.region):
             raise InvalidInput(f"region {self.region!r} is not a region name (lowercase, a-z0-9_-)")
         if not isinstance(self.collections, frozenset) or not self.collections:
             raise InvalidInput("a scope names at least one collection")

@@ -32,6 +32,7 @@ from rempart.governance._notes import key_label, sign_or_extend
 from rempart.governance.schema import migrate
 from rempart.governance.trustroot import Member, TrustRoot, TrustRootSource
 from rempart.log.sequencer import LogPosition
+from rempart.store.records import REGION_NAME
 from rempart.tlog.note import Note, NoteSignature, NoteSigner, Verifier
 
 __all__ = [
@@ -694,7 +695,7 @@ def record_deployment(
     """A deploying system reports which digest it loaded, where: a ``release.deployed`` event."""
     if not _PRINCIPAL.fullmatch(deployer):
         raise InvalidInput(f"deployer {deployer[:80]!r} does not match {_PRINCIPAL.pattern}")
-    if not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", region):
+    if not REGION_NAME.fullmatch(region):
         raise InvalidInput(f"region {region[:40]!r} is not a region name")
     return recorder.record(
         Event(

@@ -28,6 +28,7 @@ from rempart.clock import format_time, parse_time
 from rempart.errors import InvalidInput, VerificationFailed
 from rempart.events import canonical_json
 from rempart.governance._notes import key_label, sign_or_extend
+from rempart.store.records import REGION_NAME
 from rempart.tlog.cosignature import CosignatureVerifier, Cosigner
 from rempart.tlog.note import Note, NoteSigner, Signer, Verifier
 
@@ -67,7 +68,6 @@ _FIELDS = frozenset(
     }
 )
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
-_REGION = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 _MAX_MEMBERS = 64  # a note carries at most 100 signatures: two boards must fit
 
@@ -370,7 +370,7 @@ def parse_document(data: bytes | str | Mapping[str, Any]) -> TrustRoot:
     regions_value = top["regions"]
     if not isinstance(regions_value, list) or not regions_value:
         raise InvalidInput("trust root regions: expected a non-empty list of region names")
-    regions = tuple(_string(r, f"regions[{i}]", _REGION) for i, r in enumerate(regions_value))
+    regions = tuple(_string(r, f"regions[{i}]", REGION_NAME) for i, r in enumerate(regions_value))
     if len(set(regions)) != len(regions):
         raise InvalidInput("trust root regions: a region is listed twice")
     issued = _time(top["issued"], "issued")

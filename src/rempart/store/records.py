@@ -24,6 +24,7 @@ __all__ = [
     "MAX_FIELD_BYTES",
     "MAX_PAGE",
     "MAX_RECORD_BYTES",
+    "REGION_NAME",
     "Actor",
     "Page",
     "Record",
@@ -43,6 +44,8 @@ MAX_PAGE = 1000
 _MAX_DEPTH = 32
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 _ORG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+REGION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+"""The one rule for a region's name, wherever one is written: configuration, scopes, trust roots."""
 
 T = TypeVar("T")
 

@@ -48,6 +48,7 @@ PUBLIC = {
         "MAX_FIELD_BYTES",
         "MAX_PAGE",
         "MAX_RECORD_BYTES",
+        "REGION_NAME",
         "Actor",
         "Page",
         "Record",

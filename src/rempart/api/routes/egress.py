@@ -12,10 +12,10 @@ from starlette.responses import Response
 from rempart.api._edge import acting, operations
 from rempart.api.models import EgressBody, EgressView, ReleaseStatusView
 from rempart.errors import NotFound
+from rempart.store.records import REGION_NAME
 
 router = APIRouter()
 
-_REGION = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
@@ -62,7 +62,7 @@ def tuf_file(request: Request, region: Annotated[str, Path()], path: str) -> Res
     parts = path.split("/")
     if (
         root is None
-        or not _REGION.fullmatch(region)
+        or not REGION_NAME.fullmatch(region)
         or not parts
         or not all(_PART.fullmatch(p) for p in parts)
     ):
