@@ -25,7 +25,7 @@ from rempart.audit.invariants import ReplayResult, replay
 from rempart.audit.mirror import LogTrust, Mirror, compare_checkpoints
 from rempart.audit.report import write_report
 from rempart.audit.subject_report import MirrorView, build_subject_report, verify_entry_proof, write_file
-from rempart.cli._app import app, console, emit_json
+from rempart.cli._app import app, console, emit_json, inline_or_file
 from rempart.clock import SystemClock, format_time, parse_time
 from rempart.errors import InvalidInput, NotFound
 from rempart.events import Event
@@ -55,16 +55,6 @@ WitnessThresholdOption = Annotated[
 ]
 
 
-def _text_arg(value: str, what: str) -> str:
-    """A key given inline or as @FILE."""
-    if not value.startswith("@"):
-        return value
-    try:
-        return Path(value[1:]).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read the {what} file {value[1:]}: {exc}") from exc
-
-
 def _read_file(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
@@ -75,8 +65,8 @@ def _read_file(path: Path, what: str) -> bytes:
 def _trust(
     vkey_text: str, witnesses: list[str] | None, threshold: int | None, origin: str | None
 ) -> LogTrust:
-    log = Verifier.parse(_text_arg(vkey_text, "log key"))
-    keys = tuple(CosignatureVerifier.parse(_text_arg(w, "witness key")) for w in witnesses or [])
+    log = Verifier.parse(inline_or_file(vkey_text, "log key"))
+    keys = tuple(CosignatureVerifier.parse(inline_or_file(w, "witness key")) for w in witnesses or [])
     if threshold is None:
         threshold = len(keys)
     return LogTrust(origin=origin or log.name, log=log, witnesses=keys, threshold=threshold)
@@ -350,7 +340,7 @@ def report(
 
 
 def _key_bytes(value: str) -> bytes:
-    text = _text_arg(value, "commitment key")
+    text = inline_or_file(value, "commitment key")
     try:
         return bytes.fromhex(text)
     except ValueError:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rempart.cli._app import app, console, emit_json
+from rempart.cli._app import app, console, emit_json, inline_or_file, read_text_file
 from rempart.errors import InvalidInput, NotFound
 from rempart.log import create_signer, load_signer, open_log, open_storage
 from rempart.log.export import export_tiles
@@ -34,14 +34,6 @@ DataDir = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DEFAULT_DATA_DIR = Path("data")
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise InvalidInput(f"cannot read the {what} {path}: {reason}") from exc
 
 
 class LocalLog:
@@ -100,7 +92,7 @@ def append(
     local.require()
     items = [e.encode() for e in entries or []]
     if file is not None:
-        text = sys.stdin.read() if str(file) == "-" else _read_text(file, "entries file")
+        text = sys.stdin.read() if str(file) == "-" else read_text_file(file, "entries file")
         items.extend(line.encode() for line in text.splitlines() if line)
     if not items:
         raise InvalidInput("nothing to append: give entries as arguments or --file")
@@ -202,8 +194,7 @@ def verify(
     json_out: JsonFlag = False,
 ) -> None:
     """Verify a log offline: signature, every entry against the root, consistency with --state."""
-    if vkey_text.startswith("@"):
-        vkey_text = _read_text(Path(vkey_text[1:]), "verifier key file").strip()
+    vkey_text = inline_or_file(vkey_text, "verifier key")
     verifier = Verifier.parse(vkey_text)
     tiles = open_source(source)
     try:

@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from rempart.cli._app import app, console, console_err, emit_json
+from rempart.cli._app import app, console, console_err, emit_json, inline_or_file
 from rempart.clock import SystemClock
 from rempart.config import Config, load_config
 from rempart.errors import InvalidInput, NotFound
@@ -441,11 +441,11 @@ def check_attestation(
     json_out: JsonFlag = False,
 ) -> None:
     """Verify an attestation's signature offline with the custodian's public key; print its statement."""
+    text = inline_or_file(vkey, "--vkey")
     try:
-        text = Path(vkey[1:]).read_text().strip() if vkey.startswith("@") else vkey
         signed = note.read_bytes()
     except OSError as exc:
-        raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        raise InvalidInput(f"cannot read the attestation {note}: {exc.strerror}") from exc
     verifier = Verifier.parse(text)
     statement = verify_attestation(signed, verifier)
     if json_out:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from rempart.cli._app import app, console, emit_json
+from rempart.cli._app import app, console, emit_json, inline_or_file
 from rempart.cli._connect import DEFAULT_DATA_DIR, As, ConfigFile, DataDir, Json, Server, Token, connect, show
 from rempart.client import PrincipalInfo, TokenRecord
 from rempart.clock import format_time
@@ -31,12 +30,7 @@ def _principal(p: PrincipalInfo) -> dict[str, Any]:
 
 
 def _vkey(value: str | None) -> str | None:
-    if value is not None and value.startswith("@"):
-        try:
-            return Path(value[1:]).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise InvalidInput(f"--vkey {value}: cannot read the file: {exc.strerror}") from exc
-    return value
+    return None if value is None else inline_or_file(value, "--vkey")
 
 
 @principals_app.command("list")

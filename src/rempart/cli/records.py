@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from rempart.cli._app import app, console, emit_json
+from rempart.cli._app import app, console, emit_json, inline_or_file
 from rempart.cli._connect import DEFAULT_DATA_DIR, As, ConfigFile, DataDir, Json, Server, Token, connect, show
 from rempart.client import RecordData
 from rempart.errors import InvalidInput
@@ -109,7 +109,7 @@ def _show_record(r: RecordData, json_out: bool) -> None:
 def _values(pairs: list[str] | None, values: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if values is not None:
-        text = Path(values[1:]).read_text(encoding="utf-8") if values.startswith("@") else values
+        text = inline_or_file(values, "--values")
         try:
             loaded = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from rempart.audit.witness import Witness, WitnessStore, witness_app
-from rempart.cli._app import app, console, emit_json
+from rempart.cli._app import app, console, emit_json, inline_or_file
 from rempart.clock import SystemClock
 from rempart.db import Database
 from rempart.errors import InvalidInput, NotFound
@@ -95,12 +95,7 @@ def add_log(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Witness a log: its origin and verifier key (run again to add a second key)."""
-    if vkey_text.startswith("@"):
-        try:
-            vkey_text = Path(vkey_text[1:]).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"cannot read the log key file {vkey_text[1:]}: {exc}") from exc
-    verifier = Verifier.parse(vkey_text)
+    verifier = Verifier.parse(inline_or_file(vkey_text, "log key"))
     witness = LocalWitness(directory, database).open()
     try:
         known = witness.add_log(origin or verifier.name, [verifier])

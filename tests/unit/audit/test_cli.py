@@ -174,5 +174,5 @@ def test_a_vkey_file_that_is_not_text_is_one_clear_line(
     code, _, err = run(monkeypatch, capsys, *args, "--vkey", f"@{tmp_path / 'log.vkey'}")
     assert code == 2
     assert " ".join(err.split()).startswith(
-        f"error (invalid_input): cannot read the log key file {tmp_path / 'log.vkey'}: 'utf-8' codec"
+        f"error (invalid_input): cannot read the log key file {tmp_path / 'log.vkey'}: not UTF-8 text"
     )

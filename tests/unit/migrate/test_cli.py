@@ -114,12 +114,13 @@ def test_check_attestation_names_a_file_it_cannot_read(
     missing = tmp_path / "absent.note"
     code, _, err = rempart(capsys, monkeypatch, "migrate", "check-attestation", missing, "--vkey", vkey)
     assert code == 2
-    assert err.strip() == f"error (invalid_input): cannot read {missing}: No such file or directory"
+    absent = "No such file or directory"
+    assert err.strip() == f"error (invalid_input): cannot read the attestation {missing}: {absent}"
     code, _, err = rempart(
         capsys, monkeypatch, "migrate", "check-attestation", missing, "--vkey", f"@{tmp_path / 'absent.vkey'}"
     )
     assert code == 2
     assert (
         err.strip()
-        == f"error (invalid_input): cannot read {tmp_path / 'absent.vkey'}: No such file or directory"
+        == f"error (invalid_input): cannot read the --vkey file {tmp_path / 'absent.vkey'}: {absent}"
     )
