@@ -44,7 +44,14 @@ import httpx
 from rempart import errors as _errors
 from rempart.access.model import ApprovalDecision, RequestRecord, ReviewVerdict
 from rempart.clock import SystemClock, parse_time
-from rempart.errors import InvalidInput, Overloaded, RempartError, StorageUnavailable, Unauthenticated
+from rempart.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    RateLimited,
+    RempartError,
+    StorageUnavailable,
+    Unauthenticated,
+)
 from rempart.governance.releases import ReleaseState, ReleaseStatus
 from rempart.tlog.note import Signer
 
@@ -72,22 +79,6 @@ __all__ = [
     "open",
     "resolve_config",
 ]
-
-
-class RateLimited(Overloaded):
-    """Too many failed authentications from this address: wait ``details['retry_after']`` seconds."""
-
-    code = "rate_limited"
-    http_status = 429
-    title = "Too many requests"
-
-
-class PayloadTooLarge(InvalidInput):
-    """The request body is larger than the server's ``[server] max_body_bytes``."""
-
-    code = "payload_too_large"
-    http_status = 413
-    title = "Payload too large"
 
 
 # -- typed answers ---------------------------------------------------------------------------

@@ -17,7 +17,9 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "Overloaded",
+    "PayloadTooLarge",
     "PermissionDenied",
+    "RateLimited",
     "RempartError",
     "ResidencyViolation",
     "StorageUnavailable",
@@ -115,6 +117,22 @@ class Overloaded(RempartError):
     code = "overloaded"
     http_status = 503
     title = "Overloaded"
+
+
+class RateLimited(Overloaded):
+    """Too many failed authentications from this address: wait ``details['retry_after']`` seconds."""
+
+    code = "rate_limited"
+    http_status = 429
+    title = "Too many requests"
+
+
+class PayloadTooLarge(InvalidInput):
+    """A request body is larger than the server's ``[server] max_body_bytes``."""
+
+    code = "payload_too_large"
+    http_status = 413
+    title = "Payload too large"
 
 
 class ConfigurationError(RempartError):

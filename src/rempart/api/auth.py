@@ -20,9 +20,8 @@ from fastapi import Request
 
 from rempart.access import Principal, TokenStore
 from rempart.access.subject_tokens import SubjectTokenStore
-from rempart.client import RateLimited
 from rempart.clock import Clock
-from rempart.errors import Unauthenticated
+from rempart.errors import RateLimited, Unauthenticated
 
 __all__ = ["BEARER_SCHEME", "AuthFailureLimiter", "Authenticator", "client_address"]
 
