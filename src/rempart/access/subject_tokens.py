@@ -13,7 +13,6 @@ subject as its keyed commitment, before the token is handed out.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from rempart.access.tokens import _hash
 from rempart.clock import format_time, parse_time
 from rempart.db import Database
 from rempart.errors import InvalidInput, NotFound, Unauthenticated
@@ -63,10 +63,6 @@ def parse_subject_token(token: str) -> tuple[str, str]:
             "the subject token is malformed: expected rps_<16 hex digits>_<43-character secret>"
         )
     return match.group(1), match.group(2)
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +136,20 @@ class SubjectTokenStore:
             raise Unauthenticated("this subject token has expired; ask support for a new one")
         return str(row[0])
 
-    def revoke(self, token_id: str, *, now: datetime) -> None:
+    def revoke(self, token_id: str, *, by: str, now: datetime) -> None:
+        """Stop a subject token working; recorded (``access.subject_token.revoked``) first."""
+        if not isinstance(token_id, str) or not re.fullmatch(r"[0-9a-f]{16}", token_id):
+            raise InvalidInput(f"a subject token id is 16 hex digits, got {str(token_id)[:40]!r}")
         with self.db.transaction() as tx:
-            done = tx.execute(
-                "UPDATE access_subject_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            row = tx.execute(
+                "SELECT revoked_at FROM access_subject_tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+            if row is None or row[0] is not None:
+                raise NotFound(f"no live subject token {token_id!r}")
+            self.recorder.record(
+                Event("access.subject_token.revoked", now, {"token": token_id, "revoked_by": by})
+            )
+            tx.execute(
+                "UPDATE access_subject_tokens SET revoked_at = ? WHERE id = ?",
                 (format_time(now), token_id),
             )
-            if done.rowcount != 1:
-                raise NotFound(f"no live subject token {token_id!r}")
