@@ -175,7 +175,6 @@ class Deployment:
             self.control, recorder=self.recorder, clock=self.clock, engine=self.policy_engine, schema=schema
         )
         self.policies.ensure_active(DEFAULT_POLICIES, actor=SYSTEM_ACTOR)
-        self.policies.refresh()
 
         self.governance = Governance(
             db=self.control,

@@ -118,14 +118,20 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class _Sweeper:
-    """Records time-driven access transitions (lapses, expiries) every ``interval`` seconds."""
+    """Runs ``job(now)`` every ``interval`` seconds on its own thread (logging, never raising)."""
 
-    def __init__(self, advance: Callable[[datetime], object], clock: Clock, interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        advance: Callable[[datetime], object],
+        clock: Clock,
+        interval: float = 30.0,
+        name: str = "rempart-access-sweep",
+    ) -> None:
         self._advance = advance
         self._clock = clock
         self._interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rempart-access-sweep", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -135,7 +141,7 @@ class _Sweeper:
             try:
                 self._advance(self._clock.now())
             except RempartError as exc:
-                _log.warning("access sweep failed: %s", exc)
+                _log.warning("%s failed: %s", self._thread.name, exc)
 
     def stop(self) -> None:
         self._stop.set()
@@ -179,7 +185,19 @@ def serve(
     except BaseException:
         sock.close()
         raise
-    sweeper = _Sweeper(deployment.access.advance, deployment.clock)
+    # Lapses and expiries are recorded by a sweep; a policy set activated by
+    # another process (say `rempart proposal apply` on the same databases) is put
+    # in force here within a second (activations made through this server are
+    # in force at once).
+    sweepers = [
+        _Sweeper(deployment.access.advance, deployment.clock),
+        _Sweeper(
+            lambda _now: deployment.policies.refresh(),
+            deployment.clock,
+            interval=1.0,
+            name="rempart-policy-refresh",
+        ),
+    ]
     try:
         tokens = None
         if demo:
@@ -221,7 +239,8 @@ def serve(
                 soft_wrap=True,
             )
         sys.stdout.flush()
-        sweeper.start()
+        for sweeper in sweepers:
+            sweeper.start()
         server_config = uvicorn.Config(
             application,
             log_level="warning",
@@ -232,7 +251,8 @@ def serve(
         )
         uvicorn.Server(server_config).run(sockets=[sock])
     finally:
-        sweeper.stop()
+        for sweeper in sweepers:
+            sweeper.stop()
         sock.close()
         deployment.close()  # the log publishes its final checkpoint
         console.print("rempart stopped; the log's final checkpoint is published")

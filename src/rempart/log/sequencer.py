@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from rempart.errors import AuditUnavailable, InvalidInput, RempartError, VerificationFailed
+from rempart.errors import AuditUnavailable, Conflict, InvalidInput, RempartError, VerificationFailed
 from rempart.log.storage import LogStorage, StoredCheckpoint
 from rempart.tlog.checkpoint import Checkpoint
 from rempart.tlog.merkle import leaf_hash, tree_root
@@ -306,15 +306,28 @@ class TransparencyLog:
     def _latest_size(self) -> int:
         return -1 if self._latest is None else self._latest.size
 
+    def _append(self, entries: list[bytes], leaves: list[bytes]) -> tuple[TiledTree, int]:
+        tree = self._current_tree().copy()
+        first = tree.size
+        self.storage.append(first, entries, tree.extend(leaves))
+        return tree, first
+
     def _commit(self, batch: list[_Ticket]) -> None:
         with self._state:
+            entries = [e for t in batch for e in t.entries]
+            leaves = [leaf_hash(e) for e in entries]
             try:
-                tree = self._current_tree().copy()
-                first = tree.size
-                entries = [e for t in batch for e in t.entries]
-                leaves = [leaf_hash(e) for e in entries]
-                rows = tree.extend(leaves)
-                self.storage.append(first, entries, rows)
+                try:
+                    tree, first = self._append(entries, leaves)
+                except Conflict as exc:
+                    if "stored_size" not in exc.details:
+                        raise
+                    # Another writer appended since this one last did (a second
+                    # process on the same log): nothing of this batch was written,
+                    # so re-read the tree and place the batch after theirs.
+                    _log.info("the log grew elsewhere (%s); appending after it", exc)
+                    self._tree = None
+                    tree, first = self._append(entries, leaves)
             except Exception as exc:
                 if not isinstance(exc, RempartError):
                     _log.exception("unexpected failure appending %d entries", len(batch))

@@ -172,11 +172,13 @@ class PolicyStore:
         return True
 
     def ensure_active(self, default_text: str, *, actor: str) -> PolicyActivation:
-        """Activate ``default_text`` if no set was ever activated here; return the one in force."""
+        """Put the set in force into the engine, activating ``default_text`` if none ever was."""
         latest = self.latest()
-        if latest is not None:
-            return latest
-        return self.activate(default_text, reason="initial policy set", actor=actor)
+        if latest is None:
+            return self.activate(default_text, reason="initial policy set", actor=actor)
+        if latest.version != self.engine.policies.version:
+            self.engine.install(CompiledPolicies.compile(latest.text, self.schema))
+        return latest
 
 
 def _activation(row: tuple[object, ...]) -> PolicyActivation:

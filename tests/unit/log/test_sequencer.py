@@ -233,3 +233,22 @@ def test_recovery_detects_lost_entries() -> None:
     )
     with pytest.raises(VerificationFailed, match="committed entries were lost"):
         open_log(storage)
+
+
+def test_two_writers_on_one_log_place_their_batches_after_each_other(tmp_path: Path) -> None:
+    """A second process appending (a CLI beside the server) fences the first, which re-reads and goes on."""
+    path = tmp_path / "log.db"
+    first = open_log(SqliteLogStorage(path))
+    second = open_log(SqliteLogStorage(path))
+    try:
+        assert first.append(b"a").index == 0
+        assert second.append(b"b").index == 1  # second read size 0 at open: fenced, re-read, placed at 1
+        assert first.append(b"c").index == 2  # first is stale too: the same
+        assert second.append_many([b"d", b"e"])[-1].index == 4
+        storage = first.storage
+        entries = storage.read_entries(0, 5)
+        assert entries == [b"a", b"b", b"c", b"d", b"e"]
+        assert tree_root(5, storage) == DictTree(entries).frontier.root()
+    finally:
+        first.close()
+        second.close()
