@@ -134,9 +134,12 @@ class Database:
     * SQLite writes are serialized by ``BEGIN IMMEDIATE``; readers run beside them.
     """
 
-    def __init__(self, dialect: Dialect, target: str, *, pool_size: int = 8) -> None:
+    def __init__(
+        self, dialect: Dialect, target: str, *, pool_size: int = 8, fsync_each_commit: bool = True
+    ) -> None:
         self.dialect: Dialect = dialect
         self.target = target
+        self._fsync = fsync_each_commit
         self._local = threading.local()
         self._sqlite_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -159,9 +162,9 @@ class Database:
                 self._sqlite()
 
     @classmethod
-    def open(cls, url: str, *, pool_size: int = 8) -> Database:
+    def open(cls, url: str, *, pool_size: int = 8, fsync_each_commit: bool = True) -> Database:
         dialect, target = parse_database_url(url)
-        return cls(dialect, target, pool_size=pool_size)
+        return cls(dialect, target, pool_size=pool_size, fsync_each_commit=fsync_each_commit)
 
     @property
     def url(self) -> str:
@@ -177,7 +180,10 @@ class Database:
                     self.target, timeout=30.0, isolation_level=None, check_same_thread=False
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
+                # FULL: a commit is on disk when it returns. NORMAL (for caches a
+                # crash may roll back by a few commits, never corrupt): WAL is
+                # only synced at checkpoints.
+                conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA busy_timeout=30000")
                 with self._lock:

@@ -276,7 +276,12 @@ class Mirror:
         self.trust = trust
         self.clock = clock
         self.evidence = EvidenceLocker(self.directory, clock=clock)
-        self.database = Database.open(f"sqlite:///{self.directory / 'mirror.db'}")
+        # A crash may roll the mirror back by its last few commits, never corrupt
+        # it: the state row is written last, and entries past it are scratch that
+        # the next sync writes again. So commits need not each wait for fsync.
+        self.database = Database.open(
+            f"sqlite:///{self.directory / 'mirror.db'}", fsync_each_commit=False
+        )
         self.database.migrate(MIRROR_SCHEMA)
         row = self.database.query_one("SELECT origin FROM mirror_state WHERE id = 1")
         if row is not None and row[0] != trust.origin:
