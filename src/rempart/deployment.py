@@ -40,6 +40,7 @@ from rempart.db import Database
 from rempart.events import LogRecorder
 from rempart.gateway import Gateway
 from rempart.governance import DirectorySubmitterKeys, Governance, ProposalKind
+from rempart.governance.appliers import CatalogClassificationApplier, RegionEgressRulesApplier
 from rempart.governance.proposals import Proposal
 from rempart.log import create_signer, load_signer, open_log
 from rempart.log.sequencer import TransparencyLog
@@ -48,6 +49,7 @@ from rempart.log.witnessing import CheckpointWitnessing, WitnessAddress, Witness
 from rempart.policy import DEFAULT_POLICIES, CompiledPolicies, PolicyEngine, PolicySchema
 from rempart.policy.batcher import DecisionBatcher
 from rempart.policy.store import PolicyStore
+from rempart.store.governed import GovernedRules
 from rempart.store.service import RecordService
 from rempart.tlog.cosignature import CosignatureVerifier
 from rempart.tlog.note import Signer
@@ -124,6 +126,7 @@ class Deployment:
         self.policies: PolicyStore
         self.governance: Governance
         self.records: RecordService
+        self.rules: GovernedRules
         self.grants: GrantStore
         self.access: AccessService
         self.decisions: DecisionBatcher
@@ -191,6 +194,20 @@ class Deployment:
             exceptions=self.governance.egress_exceptions,
         )
         stack.callback(self.records.close)
+        # The catalog classification and egress rules in force: the file's, as the board amended them.
+        self.rules = GovernedRules(self.control)
+        self._rules_stamp = self.rules.stamp()
+        self.rules.lay_over(self.records, config.catalog, config.regions)
+        for kind, applier_type in (
+            (ProposalKind.CATALOG_CLASSIFICATION, CatalogClassificationApplier),
+            (ProposalKind.REGION_EGRESS_RULES, RegionEgressRulesApplier),
+        ):
+            self.governance.proposals.register(
+                kind,
+                applier_type(
+                    self.records, self.rules, base_catalog=config.catalog, base_regions=config.regions
+                ),
+            )
 
         self.grants = GrantStore(self.control, recorder=self.recorder)
         self.access = AccessService(
@@ -232,6 +249,18 @@ class Deployment:
         )
         self.witnessing.attach(self.log)
         self._stack.callback(self.witnessing.close)
+
+    def refresh(self) -> None:
+        """Put in force what another process changed since: the policy set, the board's rules.
+
+        ``rempart serve`` calls this every second; changes made through this
+        deployment are in force at once.
+        """
+        self.policies.refresh()
+        stamp = self.rules.stamp()
+        if stamp != self._rules_stamp:
+            self._rules_stamp = stamp
+            self.rules.lay_over(self.records, self.config.catalog, self.config.regions)
 
     def close(self) -> None:
         self._stack.close()

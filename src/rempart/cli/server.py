@@ -185,17 +185,17 @@ def serve(
     except BaseException:
         sock.close()
         raise
-    # Lapses and expiries are recorded by a sweep; a policy set activated by
-    # another process (say `rempart proposal apply` on the same databases) is put
-    # in force here within a second (activations made through this server are
-    # in force at once).
+    # Lapses and expiries are recorded by a sweep; a policy set or board rule
+    # applied by another process (say `rempart proposal apply` on the same
+    # databases) is put in force here within a second (changes made through this
+    # server are in force at once).
     sweepers = [
         _Sweeper(deployment.access.advance, deployment.clock),
         _Sweeper(
-            lambda _now: deployment.policies.refresh(),
+            lambda _now: deployment.refresh(),
             deployment.clock,
             interval=1.0,
-            name="rempart-policy-refresh",
+            name="rempart-rules-refresh",
         ),
     ]
     try:

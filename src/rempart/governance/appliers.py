@@ -1,26 +1,40 @@
-"""The appliers governance ships itself: a new trust root version, and egress exceptions.
+"""The appliers that make approved proposals take effect.
 
-Other rooms register theirs (policy set, catalog classification, region
-egress rules) in the same ``Mapping[ProposalKind, ProposalApplier]`` handed to
+Governance's own: a new trust root version, and egress exceptions. For the
+store's rules: the catalog classification and a region's egress rules (kept
+by :class:`~rempart.store.governed.GovernedRules`). The policy set's applier
+lives with the deployment (:class:`rempart.deployment.PolicySetApplier`).
+All go in the ``Mapping[ProposalKind, ProposalApplier]`` handed to
 :class:`~rempart.governance.proposals.ProposalService`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from rempart.clock import format_time
+from rempart.config import EgressRules, RegionConfig
 from rempart.db import Database
 from rempart.errors import Conflict, InvalidInput
 from rempart.governance.proposals import Proposal, ProposalKind, validate_payload
 from rempart.governance.rootstore import TrustRootBundle, TrustRootStore
 from rempart.governance.schema import migrate
 from rempart.governance.trustroot import TrustRoot, TrustRootSource
+from rempart.store.catalog import Catalog, Category, FieldSpec, check_purpose
+from rempart.store.governed import GovernedRules
+from rempart.store.service import RecordService
 
-__all__ = ["EgressExceptions", "GovernanceEgressExceptions", "TrustRootApplier"]
+__all__ = [
+    "CatalogClassificationApplier",
+    "EgressExceptions",
+    "GovernanceEgressExceptions",
+    "RegionEgressRulesApplier",
+    "TrustRootApplier",
+]
 
 
 class TrustRootApplier:
@@ -151,3 +165,98 @@ class GovernanceEgressExceptions:
             if wanted <= set(json.loads(covered)):
                 return str(exception_id)
         return None
+
+
+def _classes(records: RecordService, proposal: Proposal) -> dict[str, FieldSpec]:
+    """The payload's fields as catalog entries; refuse unknown fields or purposes, naming them."""
+    out: dict[str, FieldSpec] = {}
+    for path, entry in dict(proposal.payload["fields"]).items():
+        collection, _, name = str(path).partition(".")
+        old = records.catalog.field(collection, name)
+        purposes = frozenset(str(p) for p in entry["purposes"])
+        for purpose in purposes:
+            check_purpose(purpose)
+        category = Category(str(entry["category"]))
+        if category is not Category.EXCEPTED and purposes:
+            raise InvalidInput(f"{path}: only excepted fields list the purposes they may leave for")
+        out[str(path)] = replace(old, category=category, purposes=purposes)
+    return out
+
+
+class CatalogClassificationApplier:
+    """Governance applier for ``catalog_classification``: reclassify, re-seal, put in force."""
+
+    def __init__(
+        self,
+        records: RecordService,
+        rules: GovernedRules,
+        *,
+        base_catalog: Catalog,
+        base_regions: Mapping[str, RegionConfig],
+    ) -> None:
+        self.records = records
+        self.rules = rules
+        self.base_catalog = base_catalog
+        self.base_regions = dict(base_regions)
+
+    def check(self, proposal: Proposal) -> None:
+        _classes(self.records, proposal)
+
+    def apply(self, proposal: Proposal, *, now: datetime) -> str:
+        """Idempotent: after a crash it runs again and re-seals what is still in the old form."""
+        classes = _classes(self.records, proposal)
+        moved = {
+            path
+            for path, spec in classes.items()
+            if spec.sealed != self.records.catalog.field(*path.split(".", 1)).sealed
+        }
+        self.rules.set_classes(classes, proposal=proposal.id, now=now)
+        self.rules.lay_over(self.records, self.base_catalog, self.base_regions)
+        resealed = sum(
+            self.records.reseal(collection, now=now)
+            for collection in sorted({path.split(".", 1)[0] for path in moved})
+        )
+        return f"{len(classes)} field(s) reclassified; {resealed} record(s) sealed again"
+
+
+class RegionEgressRulesApplier:
+    """Governance applier for ``region_egress_rules``: a region's destinations and daily budgets."""
+
+    def __init__(
+        self,
+        records: RecordService,
+        rules: GovernedRules,
+        *,
+        base_catalog: Catalog,
+        base_regions: Mapping[str, RegionConfig],
+    ) -> None:
+        self.records = records
+        self.rules = rules
+        self.base_catalog = base_catalog
+        self.base_regions = dict(base_regions)
+
+    def _parse(self, proposal: Proposal) -> tuple[str, EgressRules]:
+        region = str(proposal.payload["region"])
+        if region not in self.records.regions:
+            raise InvalidInput(f"region {region!r} is not one of this deployment's regions")
+        rules = proposal.payload["rules"]
+        destinations = rules.get("destinations", [])
+        budgets = rules.get("budgets", {})
+        if not isinstance(destinations, list) or not all(isinstance(d, str) and d for d in destinations):
+            raise InvalidInput("rules.destinations: expected a list of destination names")
+        if not isinstance(budgets, Mapping):
+            raise InvalidInput("rules.budgets: expected an object purpose → records per day")
+        for purpose, count in budgets.items():
+            check_purpose(str(purpose))
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise InvalidInput(f"rules.budgets.{purpose}: expected a number of records per day (≥ 0)")
+        return region, EgressRules(tuple(destinations), {str(k): int(v) for k, v in budgets.items()})
+
+    def check(self, proposal: Proposal) -> None:
+        self._parse(proposal)
+
+    def apply(self, proposal: Proposal, *, now: datetime) -> str:
+        region, rules = self._parse(proposal)
+        self.rules.set_egress(region, rules, proposal=proposal.id, now=now)
+        self.rules.lay_over(self.records, self.base_catalog, self.base_regions)
+        return f"egress rules of region {region} in force: {len(rules.destinations)} destination(s)"

@@ -220,9 +220,16 @@ def validate_payload(kind: ProposalKind, payload: Any, root: TrustRoot) -> None:
     elif kind is ProposalKind.REGION_EGRESS_RULES:
         obj = _obj(payload, what, {"region", "rules"})
         _region(obj["region"], f"{what}.region", root)
-        rules = obj["rules"]
-        if not isinstance(rules, list) or not all(isinstance(r, Mapping) for r in rules):
-            raise InvalidInput(f"{what}.rules: expected a list of rule objects")
+        # The same shape as a region's [regions.<name>.egress] table in the deployment file.
+        rules = _obj(obj["rules"], f"{what}.rules", {"destinations", "budgets"})
+        destinations = rules["destinations"]
+        if not isinstance(destinations, list) or not all(isinstance(d, str) and d for d in destinations):
+            raise InvalidInput(f"{what}.rules.destinations: expected a list of destination names")
+        budgets = rules["budgets"]
+        if not isinstance(budgets, Mapping) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in budgets.values()
+        ):
+            raise InvalidInput(f"{what}.rules.budgets: expected an object purpose → records per day (≥ 0)")
     elif kind is ProposalKind.EGRESS_EXCEPTION:
         obj = _obj(payload, what, {"region", "fields", "purpose", "destination", "not_before", "not_after"})
         _region(obj["region"], f"{what}.region", root)
@@ -324,6 +331,12 @@ class ProposalService:
         self._trust_roots = trust_roots
         self._appliers = dict(appliers)
         self.lifetime = lifetime
+
+    def register(self, kind: ProposalKind, applier: ProposalApplier) -> None:
+        """Add the applier of a kind no applier serves yet (rooms opened after governance)."""
+        if kind in self._appliers:
+            raise ConfigurationError(f"proposals of kind {kind.value} already have an applier")
+        self._appliers[kind] = applier
 
     # -- reading -------------------------------------------------------------------
 

@@ -405,6 +405,43 @@ class RecordService:
             for i, (s, c) in enumerate(zip(ids, commitments, strict=True))
         ]
 
+    def use_rules(self, catalog: Catalog, rules: Mapping[str, RegionConfig]) -> None:
+        """Put a catalog classification and the regions' rules in force (:mod:`rempart.store.governed`)."""
+        if set(rules) != set(self.regions):
+            raise ConfigurationError("regions: every region needs both a store and its rules", path="regions")
+        for store in self.regions.values():
+            store.catalog = catalog
+        self.catalog = catalog
+        self.rules = dict(rules)
+
+    def reseal(self, collection: str, *, now: datetime) -> int:
+        """Write every record of ``collection`` again under the catalog in force; returns how many.
+
+        After a field moves between public and sealed, this puts every value
+        where the new classification says (encrypted at rest, or in clear).
+        Idempotent, so an interrupted run can simply be run again.
+        """
+        self.catalog.collection(collection)
+        count = 0
+        for store in self.regions.values():
+            cursor: str | None = None
+            while True:
+                page = store.query(collection, limit=500, cursor=cursor)
+                for rec in page.items:
+                    store.put(
+                        rec.subject_id,
+                        collection,
+                        rec.record_id,
+                        rec.fields,
+                        expected_version=rec.version,
+                        now=now,
+                    )
+                    count += 1
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+        return count
+
     def home_region(self, subject_id: str) -> str:
         return self.directory.get(subject_id).home_region
 

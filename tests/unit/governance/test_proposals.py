@@ -145,7 +145,7 @@ BAD_DRAFTS: list[tuple[str, Any, dict[str, Any], Principal, type[Exception], str
     (
         "egress rules for an unknown region",
         ProposalKind.REGION_EGRESS_RULES,
-        {"region": "mars", "rules": []},
+        {"region": "mars", "rules": {"destinations": [], "budgets": {}}},
         BOARD,
         InvalidInput,
         "region_egress_rules payload.region: region 'mars' is not in trust root version 1 (regions: us, row)",
