@@ -27,7 +27,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from rempart.access.lifecycle import Transition
@@ -73,6 +73,7 @@ SCHEMA_STEPS = [
 ]
 
 _LIVE: Final = (RequestState.APPROVED.value, RequestState.ACTIVE.value)
+_NEVER_SET: Final = datetime.min.replace(tzinfo=UTC)  # ranks a grant with no expiry yet below any other
 _CACHE_SIZE: Final = 4096
 
 
@@ -311,29 +312,27 @@ class GrantStore:
         bulk grant ``subject`` is covered if it holds one of the slots
         (:meth:`claim`). ``subject`` is the subject's keyed commitment.
         """
+        # One query: each live grant, and whether this subject holds a slot of it (bulk).
         rows = self.db.query_all(
-            "SELECT id, version, record, bulk_limit FROM access_requests "
-            "WHERE requester = ? AND region = ? AND purpose = ? AND state IN (?, ?)",
-            (principal_id, region, purpose, *_LIVE),
+            "SELECT r.id, r.version, r.record, r.bulk_limit, c.subject FROM access_requests r "
+            "LEFT JOIN access_claims c ON c.request_id = r.id AND c.subject = ? "
+            "WHERE r.requester = ? AND r.region = ? AND r.purpose = ? AND r.state IN (?, ?)",
+            (subject, principal_id, region, purpose, *_LIVE),
         )
-        best: tuple[tuple[int, int, str], Grant] | None = None
-        for ident, version, text, bulk_limit in rows:
+        best: tuple[tuple[int, int, datetime], Grant] | None = None
+        for ident, version, text, bulk_limit, held in rows:
             record = self._parse(str(ident), int(version), str(text))
             if collection not in record.request.scope.collections:
                 continue
             if bulk_limit is not None:
-                held = self.db.query_one(
-                    "SELECT 1 FROM access_claims WHERE request_id = ? AND subject = ?",
-                    (record.id, subject),
-                )
-                grant = record.grant(subjects=frozenset({subject}) if held else frozenset())
+                grant = record.grant(subjects=frozenset({subject}) if held is not None else frozenset())
             else:
                 grant = record.grant()
             active = grant.status_at(now) == "active"
             rank = (
                 int(active and grant.covers(subject)),
                 int(active),
-                format_time(grant.expires_at) if grant.expires_at else "",
+                grant.expires_at or _NEVER_SET,
             )
             if best is None or rank > best[0]:
                 best = (rank, grant)
