@@ -73,8 +73,8 @@ __all__ = [
     "parse_duration",
 ]
 
-_DESTINATION = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}$")
-_DURATION = re.compile(r"^([1-9][0-9]{0,8})(s|m|h|d)$")
+_DESTINATION = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}\Z")
+_DURATION = re.compile(r"^([1-9][0-9]{0,8})(s|m|h|d)\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -61,9 +61,7 @@ def parse_database_url(url: str) -> tuple[Dialect, str]:
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(f"PostgreSQL URL does not parse: {exc}", url=url) from exc
         return "postgres", url
-    raise ConfigurationError(
-        f"database URL {url!r} is neither sqlite:///PATH nor postgresql://…", url=url
-    )
+    raise ConfigurationError(f"database URL {url!r} is neither sqlite:///PATH nor postgresql://…", url=url)
 
 
 class Transaction(Protocol):
@@ -223,8 +221,12 @@ class Database:
             with _translated("PostgreSQL query"), self._pool.connection() as conn:
                 rows: list[Row] = conn.execute(_to_pyformat(sql), tuple(params), prepare=True).fetchall()
                 return rows
-        with _translated("SQLite query"):
-            return self._sqlite().execute(sql, tuple(params)).fetchall()
+        try:  # _translated, spelled out: point reads come through here
+            return self._sqlite().execute(sql, params).fetchall()
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"SQLite query: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"SQLite query: {exc}") from exc
 
     def query_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = self.query_all(sql, params)
@@ -240,8 +242,7 @@ class Database:
             if self.dialect == "postgres":
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             tx.execute(
-                "CREATE TABLE IF NOT EXISTS schema_steps "
-                "(step TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_steps (step TEXT PRIMARY KEY, applied TEXT NOT NULL)"
             )
             done = {r[0] for r in tx.execute("SELECT step FROM schema_steps").fetchall()}
             for step, sql in steps:

@@ -43,7 +43,7 @@ __all__ = [
 
 VERSION = 1
 ENVELOPE_KEYS = frozenset({"v", "type", "time"})
-_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})

@@ -14,7 +14,7 @@ from rempart.db import Database
 from rempart.errors import ConfigurationError, Conflict, InvalidInput, NotFound, ResidencyViolation
 from rempart.store.catalog import default_catalog
 from rempart.store.keys import LocalKeyring
-from rempart.store.region import RegionStore, decode_sealed
+from rempart.store.region import RegionStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CONTACT = {"email": "ana@example.com", "phone": "+1 555 0100", "email_verified": True}
@@ -82,9 +82,12 @@ def test_put_and_get_round_trip_with_sealed_values_not_in_clear(store: RegionSto
     assert (got.fields, got.version, got.updated_at) == (CONTACT, 1, "2026-03-01T12:00:00.000000Z")
     [(public, sealed)] = raw(store, "SELECT public_fields, sealed_fields FROM store_records")
     assert public == "{}"
-    names = [n for n, _ in decode_sealed(bytes(sealed))]
-    assert names == ["email", "email_verified", "phone"]
-    assert b"ana@example.com" not in bytes(sealed)
+    # One envelope: format byte 2, a 12-byte nonce, the sealed JSON object, a 16-byte tag. Neither the
+    # values nor the names of the sealed fields are in clear.
+    sealed = bytes(sealed)
+    plaintext = b'{"email":"ana@example.com","email_verified":true,"phone":"+1 555 0100"}'
+    assert sealed[0] == 2 and len(sealed) == 1 + 12 + len(plaintext) + 16
+    assert b"ana@example.com" not in sealed and b"email" not in sealed
     assert store.get("u-1", "contact", "main", fields=["phone"]).fields == {"phone": "+1 555 0100"}
 
 
@@ -145,9 +148,8 @@ def test_no_keys_no_write(store: RegionStore) -> None:
     with pytest.raises(Conflict), store.db.transaction() as tx:
         tx.execute(
             "INSERT INTO store_records (subject_id, collection, record_id, version, public_fields, "
-            "sealed_fields, row_seal, updated_at) VALUES ('stranger', 'contact', 'x', 1, '{}', ?, ?, "
-            "'now')",
-            (b"\x01", b""),
+            "sealed_fields, updated_at) VALUES ('stranger', 'contact', 'x', 1, '{}', ?, 'now')",
+            (b"\x02",),
         )
     with pytest.raises(Conflict, match="^region 'us' already holds keys for this subject$"):
         store.install_keys(store.prepare_keys("u-1", NOW))
@@ -258,12 +260,12 @@ def test_purge_export_and_import(
 
 def test_rewrap_changes_wrapped_keys_only(store: RegionStore) -> None:
     store.put("u-1", "contact", "main", CONTACT, expected_version=None, now=NOW)
-    records = raw(store, "SELECT sealed_fields, row_seal FROM store_records")
+    records = raw(store, "SELECT public_fields, sealed_fields FROM store_records")
     store.custody.rotate("us", "us-v2")
     assert store.count_wrapped_under("us-v1") == 3
     assert store.rewrap(batch=2) == 3
     assert store.count_wrapped_under("us-v1") == 0
-    assert raw(store, "SELECT sealed_fields, row_seal FROM store_records") == records
+    assert raw(store, "SELECT public_fields, sealed_fields FROM store_records") == records
     assert store.get("u-1", "contact", "main").fields == CONTACT
     assert store.rewrap() == 0
 

@@ -154,7 +154,7 @@ def test_two_regions_on_two_postgres_databases(world: World) -> None:
     assert receipt.records == 3
     assert query(row, "SELECT COUNT(*) FROM store_records WHERE subject_id = 'u-row'") == [(0,)]
     execute_many(row, "INSERT INTO store_subject_keys VALUES (%s, %s, %s, %s, %s)", key_dump)
-    execute_many(row, "INSERT INTO store_records VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", record_dump)
+    execute_many(row, "INSERT INTO store_records VALUES (%s, %s, %s, %s, %s, %s, %s)", record_dump)
     with pytest.raises(VerificationFailed, match="^this subject key was shredded by the custodian"):
         svc.regions["row"].get("u-row", "messages", "m1")
     assert [e.body["records"] for e in world.events("store.erasure")] == [3]

@@ -68,9 +68,9 @@ __all__ = [
 PROPOSAL_HEADER = "rempart/proposal/v1"
 DRAFTER_ORGS = frozenset({"board", "operator"})
 _CATEGORIES = frozenset({"protected", "excepted", "public"})
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
-_FIELD = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-_ID = re.compile(r"^p-[0-9a-f]{16}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}\Z")
+_FIELD = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\Z")
+_ID = re.compile(r"^p-[0-9a-f]{16}\Z")
 
 
 class ProposalKind(StrEnum):

@@ -59,9 +59,9 @@ __all__ = [
 
 RELEASE_HEADER = "rempart/release/v1"
 REVOCATION_HEADER = "rempart/release-revocation/v1"
-_DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-_PRINCIPAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
+_DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{64})\Z")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
+_PRINCIPAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}\Z")
 _MAX_LENGTH = 2**53
 
 

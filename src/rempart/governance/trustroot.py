@@ -67,8 +67,8 @@ _FIELDS = frozenset(
         "registry",
     }
 )
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
-_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}\Z")
+_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}\Z")
 _MAX_MEMBERS = 64  # a note carries at most 100 signatures: two boards must fit
 
 

@@ -60,8 +60,8 @@ __all__ = [
     "parse_mapping",
 ]
 
-_RUN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_RUN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 MAX_BATCH = 20_000
 
 
@@ -236,7 +236,7 @@ def _source(raw: Mapping[str, Any], base: Path, errors: _Errors) -> SourceSpec:
         query = _string(t, "query", "source", errors)
         if bool(table) == bool(query):
             errors.add("source", "give exactly one of table or query")
-        if table and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$", table):
+        if table and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?\Z", table):
             errors.add("source.table", f"expected a table name (schema.table allowed), got {table!r}")
         key = _column(t, "key", "source", errors, required=True)
         if "path" in t:

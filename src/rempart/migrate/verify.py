@@ -5,8 +5,8 @@ from the destination after decrypting.
   source and decided again with the run's mapping (quarantined rows left out);
   each record's canonical form gives a leaf (RFC 6962 leaf hash).
 * **Destination side.** Each region's stored records of those subjects are
-  read back still sealed, opened with the subjects' keys (row seal and every
-  field checked), put in the same canonical form and hashed.
+  read back still sealed, opened with the subjects' keys (each record's
+  envelope checked, public fields included), put in the same canonical form and hashed.
 * **Compared.** Per batch: SHA-256 of the batch's leaves in source order, from
   each side and as recorded when the batch committed. Per region and overall:
   the RFC 6962 Merkle root over the leaves sorted by (subject, collection,

@@ -53,7 +53,7 @@ PURPOSES: tuple[str, ...] = (
 )
 """The purpose codes an access or a transfer may name: one list for the store, access and grants."""
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 """Collection and field names: lower_snake words, at most 63 characters."""
 
 

@@ -45,8 +45,8 @@ __all__ = [
     "wrapped_key_digest",
 ]
 
-RING_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-KEY_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}-v[1-9][0-9]{0,8}$")
+RING_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
+KEY_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}-v[1-9][0-9]{0,8}\Z")
 _FORMAT = "rempart/local-keyring/v1"
 
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from rempart.errors import InvalidInput
 
 __all__ = [
@@ -42,9 +44,9 @@ MAX_FIELD_BYTES = 256 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_PAGE = 1000
 _MAX_DEPTH = 32
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-_ORG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-REGION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
+_ORG = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
+REGION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 """The one rule for a region's name, wherever one is written: configuration, scopes, trust roots."""
 
 T = TypeVar("T")
@@ -99,9 +101,12 @@ class RecordKey:
     record_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One stored record, decrypted: only the fields asked for (all by default)."""
+class Record(msgspec.Struct, frozen=True):
+    """One stored record, decrypted: only the fields asked for (all by default).
+
+    A frozen ``msgspec.Struct`` rather than a frozen dataclass: every read makes
+    one, and this is built in C (about 0.15 µs against 1 µs).
+    """
 
     subject_id: str
     collection: str

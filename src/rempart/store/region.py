@@ -11,12 +11,13 @@ Storage contract (every backend, checked by ``tests/conformance/test_record_stor
   writers never silently overwrite each other.
 * A record cannot exist without its subject's keys (a foreign key): deleting
   the keys deletes nothing by itself, so erasure removes both in one transaction.
-* Protected and excepted values are sealed one by one with AES-256-GCM under
-  the subject's data key; the associated data binds each to its region,
-  subject, collection, record, version and field. A row seal (AES-GCM over an
-  empty text) binds the public values and the set of sealed field names.
-  Anything copied, swapped or edited in the database fails with
-  :class:`~rempart.errors.VerificationFailed` naming the integrity check.
+* A record's protected and excepted values are sealed together in one
+  AES-256-GCM envelope under the subject's data key: the plaintext is the
+  canonical JSON object of those fields (names and values), the associated
+  data binds it to its region, subject, collection, record and version and to
+  the record's public values, kept in clear beside it. One authenticated
+  decryption per read; anything copied, swapped or edited in the database
+  fails with :class:`~rempart.errors.VerificationFailed` naming the record.
 * Subject keys are wrapped by the region's KEK through :class:`KeyCustody`;
   unwrapped data keys are kept in a bounded in-memory LRU, evicted on erasure,
   relocation and rotation.
@@ -27,13 +28,14 @@ from __future__ import annotations
 import functools
 import json
 import os
-import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from rempart.clock import format_time
 from rempart.crypto import KEY_SIZE, AeadCipher, new_key
@@ -68,13 +70,10 @@ __all__ = [
     "RegionStore",
     "SealedRecord",
     "SubjectKeyRow",
-    "decode_sealed",
-    "encode_sealed",
-    "field_binding",
+    "envelope_binding",
     "open_record",
     "open_subject_keys",
     "prepare_subject_keys",
-    "row_binding",
     "seal_record",
 ]
 
@@ -113,12 +112,20 @@ SCHEMA: list[tuple[str, str]] = [
         );
         CREATE INDEX store_public_values_by_record ON store_public_values (subject_id, collection, record_id)
         """,
-    )
+    ),
+    (
+        # Sealed format 2: a record's sealed fields in one envelope that also binds its public
+        # values, instead of one ciphertext per field and a row seal. Rows of format 1 (written
+        # before this step) no longer open: they fail their integrity check by name.
+        "store-region-0002",
+        "ALTER TABLE store_records DROP COLUMN row_seal",
+    ),
 ]
 
-_SEALED_FORMAT = 1
+_SEALED_FORMAT = b"\x02"  # the first byte of ``sealed_fields``: one envelope per record (ADR 0003)
 _MAX_INDEXED_VALUE = 512
 _KINDS = ("data", "commitment")
+_decode_json = msgspec.json.Decoder().decode  # json.loads, faster: every read decodes a record
 
 
 def _lp(*parts: str) -> bytes:
@@ -130,61 +137,24 @@ def _lp(*parts: str) -> bytes:
     return bytes(out)
 
 
-@functools.lru_cache(maxsize=4096)
-def _field_suffix(field: str) -> bytes:
-    return b"\x01" + _lp(field)
+def envelope_binding(
+    region: str, subject_id: str, collection: str, record_id: str, version: int, public_fields: str
+) -> bytes:
+    """Associated data of a record's envelope: the row it belongs to and its public values.
 
-
-def row_binding(region: str, subject_id: str, collection: str, record_id: str, version: int) -> bytes:
-    """The part of every binding that names the row: region, subject, collection, record, version."""
-    return _lp("rempart/record/v1", region, subject_id, collection, record_id) + struct.pack(">Q", version)
-
-
-def field_binding(row: bytes, field: str) -> bytes:
-    """Associated data of one sealed field: the row's binding and the field's name."""
-    return row + _field_suffix(field)
-
-
-def _seal_binding(row: bytes, public_fields: str, sealed_names: Iterable[str]) -> bytes:
-    """Associated data of the row seal: the public values and which fields are sealed."""
-    return row + b"\x02" + _lp(public_fields, ",".join(sealed_names))
+    ``rempart/record/v2 `` then the four names, each as ``<length>:<name>``
+    (length in characters, netstring style), then ``<version>:`` and the public
+    values' JSON text to the end, all UTF-8: an unambiguous encoding whatever
+    the names hold, cheap enough for every read.
+    """
+    return (
+        f"rempart/record/v2 {len(region)}:{region}{len(subject_id)}:{subject_id}"
+        f"{len(collection)}:{collection}{len(record_id)}:{record_id}{version}:{public_fields}"
+    ).encode()
 
 
 def _key_binding(region: str, subject_id: str, kind: str) -> bytes:
     return _lp("rempart/subject-key/v1", region, subject_id, kind)
-
-
-def encode_sealed(fields: Sequence[tuple[str, bytes]]) -> bytes:
-    """Stored form of a record's sealed fields: ``0x01`` then (u8 name length, name, u32 length, bytes)*."""
-    out = bytearray([_SEALED_FORMAT])
-    for name, sealed in fields:
-        raw = name.encode()
-        out += struct.pack(">B", len(raw)) + raw + struct.pack(">I", len(sealed)) + sealed
-    return bytes(out)
-
-
-def decode_sealed(data: bytes) -> list[tuple[str, bytes]]:
-    """Parse :func:`encode_sealed`'s output; a malformed blob fails the integrity check."""
-    if not data or data[0] != _SEALED_FORMAT:
-        raise VerificationFailed("integrity check failed: the sealed fields of a record are malformed")
-    fields: list[tuple[str, bytes]] = []
-    pos, end = 1, len(data)
-    try:
-        while pos < end:
-            n = data[pos]
-            name = data[pos + 1 : pos + 1 + n].decode()
-            pos += 1 + n
-            (size,) = struct.unpack_from(">I", data, pos)
-            pos += 4
-            if pos + size > end:
-                raise ValueError
-            fields.append((name, bytes(data[pos : pos + size])))
-            pos += size
-    except (IndexError, ValueError, struct.error, UnicodeDecodeError):
-        raise VerificationFailed(
-            "integrity check failed: the sealed fields of a record are malformed"
-        ) from None
-    return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,14 +255,13 @@ def _seal_fields(
     record_id: str,
     version: int,
     fields: Mapping[str, Any],
-) -> tuple[str, bytes, bytes, list[tuple[str, str]]]:
-    """Seal one record's values: (public JSON, sealed fields blob, row seal, public-value index)."""
+) -> tuple[str, bytes, list[tuple[str, str]]]:
+    """Seal one record's values: (public JSON, sealed fields envelope, public-value index)."""
     if not isinstance(fields, Mapping):
         raise InvalidInput(f"fields of a {spec.name} record must be an object, got {type(fields).__name__}")
     public: dict[str, Any] = {}
-    sealed: list[tuple[str, bytes]] = []
+    sealed: list[bytes] = []  # '"name":value', in name order
     index: list[tuple[str, str]] = []
-    row = row_binding(region, subject_id, spec.name, record_id, version)
     total = 0
     for name in sorted(fields):
         if not isinstance(name, str):
@@ -310,58 +279,66 @@ def _seal_fields(
                 if len(text) <= _MAX_INDEXED_VALUE:
                     index.append((name, text))
         else:
-            sealed.append((name, cipher.encrypt(encoded, field_binding(row, name))))
+            sealed.append(_encode_text(name).encode("utf-8") + b":" + encoded)
     if total > MAX_RECORD_BYTES:
         raise InvalidInput(f"a record holds at most {MAX_RECORD_BYTES} bytes of values, this one {total}")
     public_text = (
         json.dumps(public, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if public else "{}"
     )
-    seal = cipher.encrypt(b"", _seal_binding(row, public_text, [n for n, _ in sealed]))
-    return public_text, encode_sealed(sealed), seal, sorted(set(index))
+    # The sealed fields' canonical JSON object, names in order: what the one envelope holds.
+    plaintext = b"{" + b",".join(sealed) + b"}"
+    envelope = cipher.encrypt(
+        plaintext, envelope_binding(region, subject_id, spec.name, record_id, version, public_text)
+    )
+    return public_text, _SEALED_FORMAT + envelope, sorted(set(index))
+
+
+def _stored_bytes(value: object) -> bytes:
+    """A BLOB column's value as bytes; anything else a database edit left there reads as empty (malformed)."""
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else b""
+
+
+def _integrity_failure(region: str, collection: str, record_id: str, what: str) -> VerificationFailed:
+    return VerificationFailed(
+        f"integrity check failed for {region}/{collection}/{record_id}: {what}",
+        region=region,
+        collection=collection,
+        record_id=record_id,
+    )
 
 
 def _open_fields(
     cipher: AeadCipher, region: str, row: Sequence[Any], wanted: Collection[str] | None
 ) -> Record:
-    """Check a stored row's seal and open its sealed fields (only ``wanted`` ones, if given)."""
-    subject_id, collection, record_id, version, public_text, sealed_blob, seal, updated_at = row
-    binding = row_binding(region, subject_id, collection, record_id, version)
-    sealed = decode_sealed(bytes(sealed_blob))
+    """Open a stored row's envelope (checking it and the public values) and return its fields."""
+    subject_id, collection, record_id, version, public_text, sealed, updated_at = row
+    if type(sealed) is not bytes:
+        sealed = _stored_bytes(sealed)
+    if sealed[:1] != _SEALED_FORMAT:
+        raise _integrity_failure(
+            region,
+            collection,
+            record_id,
+            f"its sealed fields are malformed (format byte {sealed[:1].hex() or 'missing'}, expected 02)",
+        )
     try:
-        cipher.decrypt(bytes(seal), _seal_binding(binding, public_text, [n for n, _ in sealed]))
+        plaintext = cipher.decrypt(
+            sealed[1:],
+            envelope_binding(region, subject_id, collection, record_id, version, public_text),
+        )
     except VerificationFailed:
-        raise VerificationFailed(
-            f"integrity check failed for {region}/{collection}/{record_id}: the row seal does not "
-            "match its public fields or its set of sealed fields (altered in the database, or copied "
-            "from another row, subject or region)",
-            region=region,
-            collection=collection,
-            record_id=record_id,
+        raise _integrity_failure(
+            region,
+            collection,
+            record_id,
+            "its sealed fields, public fields or version were altered in the database, or copied from "
+            "another row, subject or region",
         ) from None
-    names: list[str] = []
-    plaintexts: list[bytes] = []
-    decrypt = cipher.decrypt
-    for name, ciphertext in sealed:
-        if wanted is not None and name not in wanted:
-            continue
-        try:
-            plaintexts.append(decrypt(ciphertext, binding + _field_suffix(name)))
-        except VerificationFailed:
-            raise VerificationFailed(
-                f"integrity check failed for {region}/{collection}/{record_id} field {name!r}: "
-                "the ciphertext was altered, or copied from another row, subject or region",
-                region=region,
-                collection=collection,
-                record_id=record_id,
-                field=name,
-            ) from None
-        names.append(name)
-    fields: dict[str, Any] = json.loads(public_text) if public_text != "{}" else {}
-    if wanted is not None and fields:
+    fields: dict[str, Any] = _decode_json(public_text) if public_text != "{}" else {}
+    if plaintext != b"{}":
+        fields.update(_decode_json(plaintext))
+    if wanted is not None:
         fields = {k: v for k, v in fields.items() if k in wanted}
-    if names:
-        # Each plaintext is one canonical JSON value (authenticated above): parse them in one go.
-        fields.update(zip(names, json.loads(b"[" + b",".join(plaintexts) + b"]"), strict=True))
     return Record(subject_id, collection, record_id, int(version), fields, updated_at)
 
 
@@ -402,7 +379,7 @@ def open_subject_keys(
 
 @dataclass(frozen=True, slots=True)
 class SealedRecord:
-    """A record as stored: public values in clear, the others sealed, the row seal, the public index.
+    """A record as stored: public values in clear, the others in one envelope, the public index.
 
     Made by :func:`seal_record` (the store's own sealing) and written in bulk by
     :meth:`RegionStore.put_many`; read back raw by :meth:`RegionStore.sealed_records`.
@@ -414,7 +391,6 @@ class SealedRecord:
     version: int
     public_fields: str
     sealed_fields: bytes
-    row_seal: bytes
     updated_at: str
     index: tuple[tuple[str, str], ...] = ()
 
@@ -422,7 +398,7 @@ class SealedRecord:
         # Flat and fast to pickle: a migration's workers send thousands of these per batch.
         return (SealedRecord, (*self.row(), self.index))
 
-    def row(self) -> tuple[str, str, str, int, str, bytes, bytes, str]:
+    def row(self) -> tuple[str, str, str, int, str, bytes, str]:
         """The ``store_records`` row, column by column."""
         return (
             self.subject_id,
@@ -431,7 +407,6 @@ class SealedRecord:
             self.version,
             self.public_fields,
             self.sealed_fields,
-            self.row_seal,
             self.updated_at,
         )
 
@@ -454,9 +429,7 @@ def seal_record(
     """
     check_id(subject_id, "subject id")
     check_id(record_id, "record id")
-    public_text, sealed, seal, index = _seal_fields(
-        cipher, region, spec, subject_id, record_id, version, fields
-    )
+    public_text, sealed, index = _seal_fields(cipher, region, spec, subject_id, record_id, version, fields)
     return SealedRecord(
         subject_id,
         spec.name,
@@ -464,7 +437,6 @@ def seal_record(
         version,
         public_text,
         sealed,
-        seal,
         _stamp(updated_at),
         tuple(index),
     )
@@ -477,8 +449,9 @@ def open_record(
     return _open_fields(cipher, region, sealed.row(), None if fields is None else frozenset(fields))
 
 
-_RECORD_COLUMNS = (
-    "subject_id, collection, record_id, version, public_fields, sealed_fields, row_seal, updated_at"
+_RECORD_COLUMNS = "subject_id, collection, record_id, version, public_fields, sealed_fields, updated_at"
+_SELECT_RECORD = (
+    f"SELECT {_RECORD_COLUMNS} FROM store_records WHERE subject_id = ? AND collection = ? AND record_id = ?"
 )
 
 
@@ -703,10 +676,7 @@ class RegionStore:
         for ids in chunks(subject_ids):
             clause, params = in_clause(self.db.dialect, "subject_id", ids)
             rows = self.db.query_all(f"SELECT {_RECORD_COLUMNS} FROM store_records WHERE {clause}", params)
-            out += [
-                SealedRecord(s, c, r, int(v), p, bytes(b), bytes(seal), u)
-                for s, c, r, v, p, b, seal, u in rows
-            ]
+            out += [SealedRecord(s, c, r, int(v), p, _stored_bytes(b), u) for s, c, r, v, p, b, u in rows]
         out.sort(key=lambda rec: (rec.subject_id, rec.collection, rec.record_id))
         return out
 
@@ -779,7 +749,6 @@ class RegionStore:
                     ("version", "bigint"),
                     ("public_fields", "text"),
                     ("sealed_fields", "bytea"),
-                    ("row_seal", "bytea"),
                     ("updated_at", "text"),
                 ],
                 [rec.row() for rec in records],
@@ -814,7 +783,7 @@ class RegionStore:
         record_id: str,
         version: int,
         fields: Mapping[str, Any],
-    ) -> tuple[str, bytes, bytes, list[tuple[str, str]]]:
+    ) -> tuple[str, bytes, list[tuple[str, str]]]:
         return _seal_fields(keys.cipher, self.region, spec, subject_id, record_id, version, fields)
 
     def _keys_for_write(self, subject_id: str) -> _OpenKeys:
@@ -852,15 +821,15 @@ class RegionStore:
             )
         keys = self._keys_for_write(subject_id)
         version = 1 if expected_version is None else expected_version + 1
-        public_text, sealed, seal, index = self._seal(keys, spec, subject_id, record_id, version, fields)
+        public_text, sealed, index = self._seal(keys, spec, subject_id, record_id, version, fields)
         updated_at = format_time(now)
         pk = (subject_id, collection, record_id)
         with self.db.transaction() as tx:
             if expected_version is None:
                 cur = tx.execute(
-                    f"INSERT INTO store_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    f"INSERT INTO store_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (subject_id, collection, record_id) DO NOTHING",
-                    (*pk, version, public_text, sealed, seal, updated_at),
+                    (*pk, version, public_text, sealed, updated_at),
                 )
                 if cur.rowcount != 1:
                     raise Conflict(
@@ -870,9 +839,9 @@ class RegionStore:
             else:
                 cur = tx.execute(
                     "UPDATE store_records SET version = ?, public_fields = ?, sealed_fields = ?, "
-                    "row_seal = ?, updated_at = ? "
+                    "updated_at = ? "
                     "WHERE subject_id = ? AND collection = ? AND record_id = ? AND version = ?",
-                    (version, public_text, sealed, seal, updated_at, *pk, expected_version),
+                    (version, public_text, sealed, updated_at, *pk, expected_version),
                 )
                 if cur.rowcount != 1:
                     current = self._version(tx, pk)
@@ -946,14 +915,10 @@ class RegionStore:
     ) -> Record:
         """One record, decrypted (only ``fields`` if given); NotFound if absent."""
         wanted = self._check_wanted(collection, fields)
-        row = self.db.query_one(
-            f"SELECT {_RECORD_COLUMNS} FROM store_records "
-            "WHERE subject_id = ? AND collection = ? AND record_id = ?",
-            (subject_id, collection, record_id),
-        )
+        row = self.db.query_one(_SELECT_RECORD, (subject_id, collection, record_id))
         if row is None:
             raise NotFound(f"{collection} record {record_id!r} does not exist", collection=collection)
-        return self._open_row(row, wanted)
+        return _open_fields(self._open(subject_id).cipher, self.region, row, wanted)
 
     def list_records(
         self,
@@ -1078,7 +1043,7 @@ class RegionStore:
             if rec.subject_id != subject_id:
                 raise InvalidInput("every imported record must belong to the imported subject")
             spec = self.catalog.collection(rec.collection)
-            public_text, sealed, seal, index = self._seal(
+            public_text, sealed, index = self._seal(
                 keys, spec, subject_id, rec.record_id, rec.version, rec.fields
             )
             rows.append(
@@ -1089,7 +1054,6 @@ class RegionStore:
                     rec.version,
                     public_text,
                     sealed,
-                    seal,
                     rec.updated_at,
                 )
             )
@@ -1098,7 +1062,7 @@ class RegionStore:
             self._insert_keys(tx, prepared.row)
             if rows:
                 tx.executemany(
-                    f"INSERT INTO store_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                    f"INSERT INTO store_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
                 )
             if index_rows:
                 tx.executemany(

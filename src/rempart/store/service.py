@@ -86,8 +86,8 @@ __all__ = [
 SUBJECTS_PER_EVENT = 800
 """At most this many commitments in one ``store.subjects.created`` entry (entries are at most 64 KiB)."""
 
-_REASON = re.compile(r"^[^\x00-\x1f\x7f]{1,500}$")
-_DESTINATION = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}$")
+_REASON = re.compile(r"^[^\x00-\x1f\x7f]{1,500}\Z")
+_DESTINATION = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}\Z")
 
 
 def _check_reason(reason: object) -> str:

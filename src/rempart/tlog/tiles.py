@@ -41,7 +41,7 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_TILE_LEVEL = 63
 MAX_ENTRY_SIZE = 0xFFFF  # entry bundles prefix each entry with a uint16 length
 
-_ELEMENT = re.compile(r"^x?\d{3}$")
+_ELEMENT = re.compile(r"^x?\d{3}\Z")
 
 
 def _encode_index(index: int) -> str:

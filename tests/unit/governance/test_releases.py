@@ -193,7 +193,7 @@ BAD_RELEASE_INPUT: list[tuple[str, dict[str, Any], str]] = [
     (
         "bad name",
         {"name": "../etc/passwd"},
-        "artifact name '../etc/passwd' does not match ^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$",
+        "artifact name '../etc/passwd' does not match ^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\\Z",
     ),
 ]
 

@@ -75,16 +75,16 @@ def test_a_changed_record_in_the_destination_fails_verification(world: World) ->
 def test_a_tampered_ciphertext_and_a_deleted_record_are_caught(world: World) -> None:
     world.run()
     world.deployment.raw_write(
-        "row", "UPDATE store_records SET row_seal = zeroblob(28) WHERE subject_id = 'u2'"
+        "row", "UPDATE store_records SET sealed_fields = ? WHERE subject_id = 'u2'", (b"\x02" + bytes(40),)
     )
     world.deployment.raw_write("us", "DELETE FROM store_records WHERE subject_id = 'u6'")
     with pytest.raises(VerificationFailed):
         world.verify()
     problems = (world.progress.get_run("legacy-test").verification or {})["problems"]
     assert (
-        "row: a migrated record did not open: integrity check failed for row/contact/main: the row seal "
-        "does not match its public fields or its set of sealed fields (altered in the database, or copied "
-        "from another row, subject or region)" in problems
+        "row: a migrated record did not open: integrity check failed for row/contact/main: its sealed "
+        "fields, public fields or version were altered in the database, or copied from another row, "
+        "subject or region" in problems
     )
     assert "us: 1 migrated records are missing from the destination" in problems
     assert "row: 1 migrated records are missing from the destination" in problems

@@ -146,7 +146,7 @@ def test_erasure_interrupted_after_shredding_is_finished_by_erasing_again(subjec
 def test_rotation_rewraps_keys_without_touching_record_ciphertext(subject: Deployment) -> None:
     d, svc = subject, subject.service
     records_before = d.raw(
-        "us", "SELECT subject_id, record_id, sealed_fields, row_seal FROM store_records ORDER BY 1, 2"
+        "us", "SELECT subject_id, record_id, public_fields, sealed_fields FROM store_records ORDER BY 1, 2"
     )
     keys_before = d.raw(
         "us", "SELECT subject_id, kek_id, wrapped_data_key FROM store_subject_keys ORDER BY 1"
@@ -164,7 +164,7 @@ def test_rotation_rewraps_keys_without_touching_record_ciphertext(subject: Deplo
         "reason": "quarterly rotation",
     }
     assert d.raw(
-        "us", "SELECT subject_id, record_id, sealed_fields, row_seal FROM store_records ORDER BY 1, 2"
+        "us", "SELECT subject_id, record_id, public_fields, sealed_fields FROM store_records ORDER BY 1, 2"
     ) == (records_before)
     keys_after = d.raw("us", "SELECT subject_id, kek_id, wrapped_data_key FROM store_subject_keys ORDER BY 1")
     assert [k[1] for k in keys_after] == ["us-v2", "us-v2"]

@@ -16,7 +16,7 @@ from rempart.store.records import REGION_NAME
 
 router = APIRouter()
 
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\Z")
 
 
 @router.post("/egress", response_model=EgressView, tags=["egress"])
