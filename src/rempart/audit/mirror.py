@@ -1,8 +1,9 @@
 """The auditor's mirror: ``rempart audit sync`` fetches a log over tlog-tiles and checks everything.
 
 A :class:`Mirror` keeps, in ``<state>/mirror.db`` (SQLite), every entry it has
-verified, the tree's right edge (one hash per set bit of the size) and the
-last verified signed checkpoint; ``<state>/checkpoint`` is a copy of that note
+verified (as the tlog-tiles entry bundles it fetched, one row per bundle),
+the tree's right edge (one hash per set bit of the size) and the last
+verified signed checkpoint; ``<state>/checkpoint`` is a copy of that note
 for other tools. Each :meth:`Mirror.sync`:
 
 1. fetches ``checkpoint`` and verifies the log's signature and, when witness
@@ -91,11 +92,20 @@ MIRROR_SCHEMA: list[tuple[str, str]] = [
             synced TEXT NOT NULL
         )
         """,
-    )
+    ),
+    (
+        # Entries as the bundles they came in (one row per 256 entries, not one per entry):
+        # what a sync writes and a replay reads in bulk. Rows of mirror_entries are moved
+        # into bundles by Mirror when it opens, then the table is dropped.
+        "mirror-0002",
+        "CREATE TABLE mirror_bundles "
+        "(tile {bigint} PRIMARY KEY, count INTEGER NOT NULL, data {blob} NOT NULL)",
+    ),
 ]
-"""The mirror's tables; rows of ``mirror_entries`` at or past the state's size are scratch."""
+"""The mirror's tables; entries at or past the state's size are scratch."""
 
-_INSERT_BATCH = 16 * TILE_WIDTH
+_INSERT_BATCH = 64  # bundles per transaction
+_READ_PAGE = 16  # bundles per query when reading entries back
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +293,7 @@ class Mirror:
             f"sqlite:///{self.directory / 'mirror.db'}", fsync_each_commit=False
         )
         self.database.migrate(MIRROR_SCHEMA)
+        self._move_entry_rows()
         row = self.database.query_one("SELECT origin FROM mirror_state WHERE id = 1")
         if row is not None and row[0] != trust.origin:
             self.database.close()
@@ -308,29 +319,54 @@ class Mirror:
         state = self.state
         return 0 if state is None else state.size
 
-    def entries(
-        self, start: int = 0, end: int | None = None, *, page: int = 4096
-    ) -> Iterator[tuple[int, bytes]]:
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """The verified entries ``[start, end)`` as ``(index, bytes)``, in order, for replay."""
         size = self.size
         end = size if end is None else min(end, size)
         if start < 0:
             raise InvalidInput(f"start index {start} is negative")
-        position = start
-        while position < end:
-            stop = min(end, position + page)
+        tile = start // TILE_WIDTH
+        while start < end:
+            page = range(tile, min(tile + _READ_PAGE, (end - 1) // TILE_WIDTH + 1))
             rows = self.database.query_all(
-                "SELECT idx, data FROM mirror_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-                (position, stop),
+                "SELECT tile, count, data FROM mirror_bundles WHERE tile >= ? AND tile < ?",
+                (page.start, page.stop),
             )
-            if len(rows) != stop - position:
-                raise VerificationFailed(
-                    f"the mirror in {self.directory} lacks entries in [{position}, {stop}): "
-                    "its database was altered"
+            stored = {int(t): (int(count), bytes(data)) for t, count, data in rows}
+            for index in page:
+                first = index * TILE_WIDTH
+                wanted = min(end - first, TILE_WIDTH)
+                count, data = stored.get(index, (0, b""))
+                entries, defect = _split_bundle(data)
+                if count < wanted or len(entries) != count or defect is not None:
+                    raise VerificationFailed(
+                        f"the mirror in {self.directory} lacks entries in [{start}, {end}): "
+                        "its database was altered"
+                    )
+                for offset in range(start - first, wanted):
+                    yield first + offset, entries[offset]
+                start = first + wanted
+            tile = page.stop
+
+    def _move_entry_rows(self) -> None:
+        """Bundle the entries of a mirror written before ``mirror-0002`` (one row per entry)."""
+        tables = self.database.query_all(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'mirror_entries'"
+        )
+        if not tables:
+            return
+        rows = self.database.query_all("SELECT idx, data FROM mirror_entries ORDER BY idx")
+        bundles: dict[int, list[bytes]] = {}
+        for idx, data in rows:
+            bundles.setdefault(int(idx) // TILE_WIDTH, []).append(bytes(data))
+        with self.database.transaction() as tx:
+            for tile, entries in bundles.items():
+                data = b"".join(struct.pack(">H", len(e)) + e for e in entries)
+                tx.execute(
+                    "INSERT OR REPLACE INTO mirror_bundles (tile, count, data) VALUES (?, ?, ?)",
+                    (tile, len(entries), data),
                 )
-            for idx, data in rows:
-                yield int(idx), bytes(data)
-            position = stop
+            tx.execute("DROP TABLE mirror_entries")
 
     def close(self) -> None:
         self.database.close()
@@ -453,7 +489,7 @@ class Mirror:
     ) -> None:
         """Fetch bundles from the mirrored size on; check, store as scratch, extend the right edge."""
         start = frontier.size
-        pending: list[tuple[int, bytes]] = []
+        pending: list[tuple[int, int, bytes]] = []
         for bundle in entry_bundles_for_size(checkpoint.size, start // TILE_WIDTH):
             first = bundle.index * TILE_WIDTH
             data = _fetch_tile(fetch, bundle)
@@ -473,7 +509,7 @@ class Mirror:
             else:
                 for offset in range(skip, bundle.width):
                     frontier.append(0, hashes[offset])
-            pending.extend((first + offset, entries[offset]) for offset in range(skip, bundle.width))
+            pending.append((bundle.index, bundle.width, data))
             if len(pending) >= _INSERT_BATCH:
                 self._insert(pending)
                 pending = []
@@ -548,11 +584,14 @@ class Mirror:
             files,
         )
 
-    def _insert(self, rows: list[tuple[int, bytes]]) -> None:
-        if not rows:
+    def _insert(self, bundles: list[tuple[int, int, bytes]]) -> None:
+        """Store verified bundles (tile index, entry count, bytes): a wider one replaces a partial one."""
+        if not bundles:
             return
         with self.database.transaction() as tx:
-            tx.executemany("INSERT OR REPLACE INTO mirror_entries (idx, data) VALUES (?, ?)", rows)
+            tx.executemany(
+                "INSERT OR REPLACE INTO mirror_bundles (tile, count, data) VALUES (?, ?, ?)", bundles
+            )
 
     def _commit(self, checkpoint: Checkpoint, note: bytes, frontier: _RightEdge) -> None:
         edge = b"".join(frontier.hashes)

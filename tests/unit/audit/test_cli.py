@@ -137,7 +137,7 @@ def test_an_altered_mirror_database_is_noticed(tmp_path: Path) -> None:
     with Mirror(tmp_path / "state", trust=trust, clock=ManualClock()) as mirror:
         mirror.sync(DirectorySource(tmp_path / "tiles"))
         with mirror.database.transaction() as tx:
-            tx.execute("DELETE FROM mirror_entries WHERE idx = 4")
+            tx.execute("DELETE FROM mirror_bundles WHERE tile = 0")
         with pytest.raises(VerificationFailed) as caught:
             list(mirror.entries())
         assert caught.value.message == (

@@ -372,3 +372,31 @@ def test_the_cli_syncs_and_exits_1_on_a_fork(
     assert compared.stderr.startswith(
         "error (verification_failed): split view: two signed checkpoints of size 300"
     )
+
+
+def test_a_mirror_of_one_row_per_entry_is_bundled_when_opened(
+    honest: Exported, tmp_path: Path, signer: Signer, clock: ManualClock
+) -> None:
+    """A mirror written before ``mirror-0002`` keeps its verified entries, now as bundles."""
+    honest.grow_to(300)
+    trust = LogTrust(origin=ORIGIN, log=signer.verifier())
+    with Mirror(tmp_path / "state", trust=trust, clock=clock) as mirror:
+        mirror.sync(honest.source())
+        with mirror.database.transaction() as tx:  # back to the old layout
+            tx.execute("CREATE TABLE mirror_entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+            tx.executemany(
+                "INSERT INTO mirror_entries (idx, data) VALUES (?, ?)",
+                [(i, honest.entry(i)) for i in range(300)],
+            )
+            tx.execute("DELETE FROM mirror_bundles")
+    with Mirror(tmp_path / "state", trust=trust, clock=clock) as mirror:
+        assert list(mirror.entries()) == [(i, honest.entry(i)) for i in range(300)]
+        assert mirror.database.query_all("SELECT tile, count FROM mirror_bundles ORDER BY tile") == [
+            (0, 256),
+            (1, 44),
+        ]
+        tables = mirror.database.query_all("SELECT name FROM sqlite_master WHERE name = 'mirror_entries'")
+        assert tables == []
+        honest.grow_to(600)
+        assert mirror.sync(honest.source()).new_entries == 300  # and it goes on from there
+        assert list(mirror.entries(295, 305)) == [(i, honest.entry(i)) for i in range(295, 305)]

@@ -168,8 +168,11 @@ def test_a_commitment_key_and_id_are_checked() -> None:
 def test_an_altered_mirror_database_is_refused(mirrored: tuple[Scene, Auditor]) -> None:
     scene, auditor = mirrored
     with Mirror(auditor.state, trust=auditor.trust, clock=scene.world.clock) as mirror:
+        entries = [data for _, data in mirror.entries(0, 256)]
+        entries[3] = b'{"tampered":1}'
+        bundle = b"".join(len(e).to_bytes(2, "big") + e for e in entries)
         with mirror.database.transaction() as tx:
-            tx.execute("UPDATE mirror_entries SET data = ? WHERE idx = 3", (b'{"tampered":1}',))
+            tx.execute("UPDATE mirror_bundles SET data = ? WHERE tile = 0", (bundle,))
         view = MirrorView(mirror)
         with pytest.raises(VerificationFailed) as caught:
             view.inclusion_proof(0)
