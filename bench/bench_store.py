@@ -3,7 +3,8 @@
 Side by side in one run, on SQLite and on PostgreSQL:
 
 * raw point read: ``SELECT`` of the record's row with sqlite3 / psycopg alone
-  (prepared, no decryption);
+  (prepared, no decryption); it and the store point read are timed in turns,
+  twenty slices each, so that both see the same moments of the machine;
 * store point read: ``RegionStore.get`` of the same row: key cache hit, the
   record's envelope (its four sealed fields) opened with AES-256-GCM, JSON decoded;
 * store read through ``RecordService.read`` (adds the directory lookup in the
@@ -104,6 +105,23 @@ def timed(op: Callable[[int], object], n: int) -> list[float]:
     return samples
 
 
+def timed_side_by_side(
+    ops: dict[str, Callable[[int], object]], n: int, rounds: int = 20
+) -> dict[str, list[float]]:
+    """:func:`timed` for several operations, taken in turns (``rounds`` slices of ``n`` calls each).
+
+    Interleaving puts each operation through the same moments of the machine, so a
+    burst of noise from elsewhere does not land on one side of the ratio only.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in ops}
+    size = max(1, n // rounds)
+    for r in range(rounds):
+        for name, op in ops.items():
+            base = r * size
+            samples[name] += timed(lambda i, op=op, base=base: op(base + i), size)
+    return samples
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     return {
         "median_us": statistics.median(samples),
@@ -172,8 +190,14 @@ def run_backend(kind: str, reads: int, writes: int, subjects: int, keyring: Loca
             assert raw.read(keys[0]) is not None
             assert store.get(*keys[0]).fields == RECORD
             out: dict[str, Any] = {}
-            out["raw_read"] = summary(timed(lambda i: raw.read(keys[i % subjects]), reads))
-            out["store_read"] = summary(timed(lambda i: store.get(*keys[i % subjects]), reads))
+            side_by_side = timed_side_by_side(
+                {
+                    "raw_read": lambda i: raw.read(keys[i % subjects]),
+                    "store_read": lambda i: store.get(*keys[i % subjects]),
+                },
+                reads,
+            )
+            out.update({name: summary(samples) for name, samples in side_by_side.items()})
             out["service_read"] = summary(timed(lambda i: service.read(*keys[i % subjects]), reads))
             cold = RegionStore(
                 region="us", database=region_db, catalog=catalog, custody=keyring, ring="us", cache_size=1

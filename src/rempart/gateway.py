@@ -10,8 +10,8 @@ For each access the gateway, in this order and never another:
    exactly, see :mod:`rempart.policy.engine`);
 3. records the decision in the transparency log and waits until it is durable
    (:class:`~rempart.errors.AuditUnavailable` otherwise: the access is denied);
-4. touches the store, in the subject's home region only, decrypting only the
-   fields the decision allowed;
+4. touches the store, in the subject's home region only, and takes from the
+   record (opened whole: one envelope) only the fields the decision allowed;
 5. returns what was allowed, naming the fields it masked.
 
 A decision that allows nothing is recorded, then refused with the deciding

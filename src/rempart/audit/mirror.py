@@ -332,11 +332,13 @@ class Mirror:
                 "SELECT tile, count, data FROM mirror_bundles WHERE tile >= ? AND tile < ?",
                 (page.start, page.stop),
             )
-            stored = {int(t): (int(count), bytes(data)) for t, count, data in rows}
+            stored = {t: (count, data) for t, count, data in rows}
             for index in page:
                 first = index * TILE_WIDTH
                 wanted = min(end - first, TILE_WIDTH)
                 count, data = stored.get(index, (0, b""))
+                if type(count) is not int or type(data) is not bytes:
+                    count, data = 0, b""  # a value of the wrong type: as good as missing
                 entries, defect = _split_bundle(data)
                 if count < wanted or len(entries) != count or defect is not None:
                     raise VerificationFailed(
@@ -349,17 +351,25 @@ class Mirror:
             tile = page.stop
 
     def _move_entry_rows(self) -> None:
-        """Bundle the entries of a mirror written before ``mirror-0002`` (one row per entry)."""
-        tables = self.database.query_all(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'mirror_entries'"
-        )
-        if not tables:
-            return
-        rows = self.database.query_all("SELECT idx, data FROM mirror_entries ORDER BY idx")
-        bundles: dict[int, list[bytes]] = {}
-        for idx, data in rows:
-            bundles.setdefault(int(idx) // TILE_WIDTH, []).append(bytes(data))
+        """Bundle the entries of a mirror written before ``mirror-0002`` (one row per entry).
+
+        Entries are taken in order from index 0 up to the first gap (or a value of
+        the wrong type): whatever follows one would land at the wrong index, and a
+        mirror lacking entries says so when they are read.
+        """
         with self.database.transaction() as tx:
+            tables = tx.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'mirror_entries'"
+            ).fetchall()
+            if not tables:
+                return
+            bundles: dict[int, list[bytes]] = {}
+            for expected, (idx, data) in enumerate(
+                tx.execute("SELECT idx, data FROM mirror_entries ORDER BY idx").fetchall()
+            ):
+                if idx != expected or type(data) is not bytes:
+                    break
+                bundles.setdefault(idx // TILE_WIDTH, []).append(data)
             for tile, entries in bundles.items():
                 data = b"".join(struct.pack(">H", len(e)) + e for e in entries)
                 tx.execute(

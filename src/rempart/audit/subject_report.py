@@ -42,6 +42,7 @@ from rempart.tlog.cosignature import CosignatureVerifier
 from rempart.tlog.merkle import NodeId, inclusion_proof, leaf_hash, node_hash, tree_root
 from rempart.tlog.note import MAX_NOTE_SIZE, Note, NoteVerifier
 from rempart.tlog.proof_file import ProofFile, VerifiedProof, verify_proof_file
+from rempart.tlog.tiles import TILE_WIDTH
 
 __all__ = [
     "LogView",
@@ -315,6 +316,7 @@ class MirrorView:
         self._size = state.size
         self._root = state.root
         self._tree: MirrorTree | None = None
+        self._bundle: tuple[int, list[bytes]] = (-1, [])  # the last bundle read: a report's lines cluster
 
     def checkpoint(self) -> bytes:
         return self._note
@@ -326,10 +328,13 @@ class MirrorView:
         return self.mirror.entries(0, self._size)
 
     def entry(self, index: int) -> bytes:
-        rows = list(self.mirror.entries(index, index + 1))
-        if not rows:
+        if not 0 <= index < self._size:
             raise NotFound(f"entry {index} is not in the mirror (size {self._size})")
-        return rows[0][1]
+        tile = index // TILE_WIDTH
+        if self._bundle[0] != tile:
+            first = tile * TILE_WIDTH
+            self._bundle = (tile, [data for _, data in self.mirror.entries(first, first + TILE_WIDTH)])
+        return self._bundle[1][index % TILE_WIDTH]
 
     def tree(self) -> MirrorTree:
         if self._tree is None:

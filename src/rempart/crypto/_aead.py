@@ -36,12 +36,16 @@ class AeadCipher:
         nonce = os.urandom(NONCE_SIZE)
         return nonce + self._aes.encrypt(nonce, plaintext, associated_data)
 
-    def decrypt(self, sealed: bytes, associated_data: bytes) -> bytes:
-        """Any tampering, wrong key or wrong binding raises :class:`VerificationFailed`."""
-        if len(sealed) < NONCE_SIZE + TAG_SIZE:
+    def decrypt(self, sealed: bytes, associated_data: bytes, *, start: int = 0) -> bytes:
+        """Any tampering, wrong key or wrong binding raises :class:`VerificationFailed`.
+
+        ``start``: where the sealed value begins in ``sealed`` (after a header), saving a copy.
+        """
+        nonce_end = start + NONCE_SIZE
+        if len(sealed) < nonce_end + TAG_SIZE:
             raise VerificationFailed("ciphertext is too short to hold a nonce and a tag")
         try:
-            return self._aes.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], associated_data)
+            return self._aes.decrypt(sealed[start:nonce_end], sealed[nonce_end:], associated_data)
         except InvalidTag as exc:
             raise VerificationFailed(
                 "ciphertext failed its integrity check "

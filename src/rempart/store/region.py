@@ -14,8 +14,8 @@ Storage contract (every backend, checked by ``tests/conformance/test_record_stor
 * A record's protected and excepted values are sealed together in one
   AES-256-GCM envelope under the subject's data key: the plaintext is the
   canonical JSON object of those fields (names and values), the associated
-  data binds it to its region, subject, collection, record and version and to
-  the record's public values, kept in clear beside it. One authenticated
+  data binds it to its region, subject, collection, record, version and update
+  time and to the record's public values, kept in clear beside it. One authenticated
   decryption per read; anything copied, swapped or edited in the database
   fails with :class:`~rempart.errors.VerificationFailed` naming the record.
 * Subject keys are wrapped by the region's KEK through :class:`KeyCustody`;
@@ -25,6 +25,7 @@ Storage contract (every backend, checked by ``tests/conformance/test_record_stor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -138,18 +139,26 @@ def _lp(*parts: str) -> bytes:
 
 
 def envelope_binding(
-    region: str, subject_id: str, collection: str, record_id: str, version: int, public_fields: str
+    region: str,
+    subject_id: str,
+    collection: str,
+    record_id: str,
+    version: int,
+    updated_at: str,
+    public_fields: str,
 ) -> bytes:
-    """Associated data of a record's envelope: the row it belongs to and its public values.
+    """Associated data of a record's envelope: every other column of its row.
 
     ``rempart/record/v2 `` then the four names, each as ``<length>:<name>``
-    (length in characters, netstring style), then ``<version>:`` and the public
-    values' JSON text to the end, all UTF-8: an unambiguous encoding whatever
-    the names hold, cheap enough for every read.
+    (length in characters, netstring style), ``<version>:``, the update time as
+    ``<length>:<time>``, and the public values' JSON text to the end, all UTF-8:
+    an unambiguous encoding whatever the strings hold (the version is an
+    integer: the reader checks the types first), cheap enough for every read.
     """
     return (
         f"rempart/record/v2 {len(region)}:{region}{len(subject_id)}:{subject_id}"
-        f"{len(collection)}:{collection}{len(record_id)}:{record_id}{version}:{public_fields}"
+        f"{len(collection)}:{collection}{len(record_id)}:{record_id}{version}:"
+        f"{len(updated_at)}:{updated_at}{public_fields}"
     ).encode()
 
 
@@ -254,6 +263,7 @@ def _seal_fields(
     subject_id: str,
     record_id: str,
     version: int,
+    updated_at: str,
     fields: Mapping[str, Any],
 ) -> tuple[str, bytes, list[tuple[str, str]]]:
     """Seal one record's values: (public JSON, sealed fields envelope, public-value index)."""
@@ -288,7 +298,8 @@ def _seal_fields(
     # The sealed fields' canonical JSON object, names in order: what the one envelope holds.
     plaintext = b"{" + b",".join(sealed) + b"}"
     envelope = cipher.encrypt(
-        plaintext, envelope_binding(region, subject_id, spec.name, record_id, version, public_text)
+        plaintext,
+        envelope_binding(region, subject_id, spec.name, record_id, version, updated_at, public_text),
     )
     return public_text, _SEALED_FORMAT + envelope, sorted(set(index))
 
@@ -314,6 +325,20 @@ def _open_fields(
     subject_id, collection, record_id, version, public_text, sealed, updated_at = row
     if type(sealed) is not bytes:
         sealed = _stored_bytes(sealed)
+    if not (
+        type(version) is int
+        and type(subject_id) is str
+        and type(collection) is str
+        and type(record_id) is str
+        and type(public_text) is str
+        and type(updated_at) is str
+    ):
+        raise _integrity_failure(
+            str(region),
+            str(collection),
+            str(record_id),
+            "a column holds a value of the wrong type (altered in the database)",
+        )
     if sealed[:1] != _SEALED_FORMAT:
         raise _integrity_failure(
             region,
@@ -323,23 +348,48 @@ def _open_fields(
         )
     try:
         plaintext = cipher.decrypt(
-            sealed[1:],
-            envelope_binding(region, subject_id, collection, record_id, version, public_text),
+            sealed,
+            envelope_binding(region, subject_id, collection, record_id, version, updated_at, public_text),
+            start=1,
         )
     except VerificationFailed:
         raise _integrity_failure(
             region,
             collection,
             record_id,
-            "its sealed fields, public fields or version were altered in the database, or copied from "
-            "another row, subject or region",
+            "its sealed fields, public fields, version or update time were altered in the database, or "
+            "copied from another row, subject or region",
         ) from None
-    fields: dict[str, Any] = _decode_json(public_text) if public_text != "{}" else {}
-    if plaintext != b"{}":
-        fields.update(_decode_json(plaintext))
+    fields: dict[str, Any] = (
+        _decode_json(plaintext)
+        if public_text == "{}"
+        else {**_decode_json(public_text), **_decode_json(plaintext)}
+    )
     if wanted is not None:
         fields = {k: v for k, v in fields.items() if k in wanted}
-    return Record(subject_id, collection, record_id, int(version), fields, updated_at)
+    return Record(subject_id, collection, record_id, version, fields, updated_at)
+
+
+def _check_public_match(region: str, record: Record, filters: Mapping[str, bytes]) -> None:
+    """A record a public-value filter selected must hold those values (checked against its envelope)."""
+    for name, wanted in filters.items():
+        value = record.fields.get(name)
+        items = value if isinstance(value, list) else [value]
+        if not any(encode_value(item, name) == wanted for item in items if name in record.fields):
+            raise _integrity_failure(
+                region,
+                record.collection,
+                record.record_id,
+                f"the public-value index says {name} matches, but the record's {name} does not "
+                "(the index was altered in the database)",
+            )
+
+
+def _only(record: Record, wanted: Collection[str]) -> Record:
+    fields = {k: v for k, v in record.fields.items() if k in wanted}
+    return Record(
+        record.subject_id, record.collection, record.record_id, record.version, fields, record.updated_at
+    )
 
 
 def prepare_subject_keys(
@@ -429,7 +479,10 @@ def seal_record(
     """
     check_id(subject_id, "subject id")
     check_id(record_id, "record id")
-    public_text, sealed, index = _seal_fields(cipher, region, spec, subject_id, record_id, version, fields)
+    stamp = _stamp(updated_at)
+    public_text, sealed, index = _seal_fields(
+        cipher, region, spec, subject_id, record_id, version, stamp, fields
+    )
     return SealedRecord(
         subject_id,
         spec.name,
@@ -437,7 +490,7 @@ def seal_record(
         version,
         public_text,
         sealed,
-        _stamp(updated_at),
+        stamp,
         tuple(index),
     )
 
@@ -555,11 +608,13 @@ class RegionStore:
         return self.key_row(subject_id) is not None
 
     def _open(self, subject_id: str) -> _OpenKeys:
-        with self._cache_lock:
-            keys = self._cache.get(subject_id)
-            if keys is not None:
+        # A hit needs no lock: get and move_to_end are each atomic, and a key evicted
+        # between the two is simply not moved.
+        keys = self._cache.get(subject_id)
+        if keys is not None:
+            with contextlib.suppress(KeyError):
                 self._cache.move_to_end(subject_id)
-                return keys
+            return keys
         row = self.key_row(subject_id)
         if row is None:
             raise NotFound(
@@ -676,7 +731,7 @@ class RegionStore:
         for ids in chunks(subject_ids):
             clause, params = in_clause(self.db.dialect, "subject_id", ids)
             rows = self.db.query_all(f"SELECT {_RECORD_COLUMNS} FROM store_records WHERE {clause}", params)
-            out += [SealedRecord(s, c, r, int(v), p, _stored_bytes(b), u) for s, c, r, v, p, b, u in rows]
+            out += [SealedRecord(s, c, r, v, p, _stored_bytes(b), u) for s, c, r, v, p, b, u in rows]
         out.sort(key=lambda rec: (rec.subject_id, rec.collection, rec.record_id))
         return out
 
@@ -782,9 +837,12 @@ class RegionStore:
         subject_id: str,
         record_id: str,
         version: int,
+        updated_at: str,
         fields: Mapping[str, Any],
     ) -> tuple[str, bytes, list[tuple[str, str]]]:
-        return _seal_fields(keys.cipher, self.region, spec, subject_id, record_id, version, fields)
+        return _seal_fields(
+            keys.cipher, self.region, spec, subject_id, record_id, version, updated_at, fields
+        )
 
     def _keys_for_write(self, subject_id: str) -> _OpenKeys:
         try:
@@ -821,8 +879,10 @@ class RegionStore:
             )
         keys = self._keys_for_write(subject_id)
         version = 1 if expected_version is None else expected_version + 1
-        public_text, sealed, index = self._seal(keys, spec, subject_id, record_id, version, fields)
         updated_at = format_time(now)
+        public_text, sealed, index = self._seal(
+            keys, spec, subject_id, record_id, version, updated_at, fields
+        )
         pk = (subject_id, collection, record_id)
         with self.db.transaction() as tx:
             if expected_version is None:
@@ -915,10 +975,10 @@ class RegionStore:
     ) -> Record:
         """One record, decrypted (only ``fields`` if given); NotFound if absent."""
         wanted = self._check_wanted(collection, fields)
-        row = self.db.query_one(_SELECT_RECORD, (subject_id, collection, record_id))
-        if row is None:
+        rows = self.db.query_all(_SELECT_RECORD, (subject_id, collection, record_id))
+        if not rows:
             raise NotFound(f"{collection} record {record_id!r} does not exist", collection=collection)
-        return _open_fields(self._open(subject_id).cipher, self.region, row, wanted)
+        return _open_fields(self._open(subject_id).cipher, self.region, rows[0], wanted)
 
     def list_records(
         self,
@@ -1005,7 +1065,13 @@ class RegionStore:
             "ORDER BY r.subject_id, r.record_id LIMIT ?",
             (*params, limit + 1),
         )
-        items = [self._open_row(r, wanted) for r in rows[:limit]]
+        items = [self._open_row(r, None) for r in rows[:limit]]
+        # The index is not sealed: a row planted in it must not pass a record off as a match.
+        filters = {name: encode_value(value, name) for name, value in (where or {}).items()}
+        for item in items:
+            _check_public_match(self.region, item, filters)
+        if wanted is not None:
+            items = [_only(item, wanted) for item in items]
         more = len(rows) > limit
         next_cursor = encode_cursor(items[-1].subject_id, items[-1].record_id) if more else None
         return Page(items, next_cursor)
@@ -1044,7 +1110,7 @@ class RegionStore:
                 raise InvalidInput("every imported record must belong to the imported subject")
             spec = self.catalog.collection(rec.collection)
             public_text, sealed, index = self._seal(
-                keys, spec, subject_id, rec.record_id, rec.version, rec.fields
+                keys, spec, subject_id, rec.record_id, rec.version, rec.updated_at, rec.fields
             )
             rows.append(
                 (

@@ -374,21 +374,29 @@ def test_the_cli_syncs_and_exits_1_on_a_fork(
     )
 
 
+def old_mirror(
+    honest: Exported, state: Path, signer: Signer, clock: ManualClock, size: int, missing: int = -1
+) -> LogTrust:
+    """A mirror of ``size`` entries as laid out before ``mirror-0002`` (a row per entry), less ``missing``."""
+    honest.grow_to(size)
+    trust = LogTrust(origin=ORIGIN, log=signer.verifier())
+    with Mirror(state, trust=trust, clock=clock) as mirror:
+        mirror.sync(honest.source())
+        with mirror.database.transaction() as tx:
+            tx.execute("CREATE TABLE mirror_entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+            tx.executemany(
+                "INSERT INTO mirror_entries (idx, data) VALUES (?, ?)",
+                [(i, honest.entry(i)) for i in range(size) if i != missing],
+            )
+            tx.execute("DELETE FROM mirror_bundles")
+    return trust
+
+
 def test_a_mirror_of_one_row_per_entry_is_bundled_when_opened(
     honest: Exported, tmp_path: Path, signer: Signer, clock: ManualClock
 ) -> None:
     """A mirror written before ``mirror-0002`` keeps its verified entries, now as bundles."""
-    honest.grow_to(300)
-    trust = LogTrust(origin=ORIGIN, log=signer.verifier())
-    with Mirror(tmp_path / "state", trust=trust, clock=clock) as mirror:
-        mirror.sync(honest.source())
-        with mirror.database.transaction() as tx:  # back to the old layout
-            tx.execute("CREATE TABLE mirror_entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL)")
-            tx.executemany(
-                "INSERT INTO mirror_entries (idx, data) VALUES (?, ?)",
-                [(i, honest.entry(i)) for i in range(300)],
-            )
-            tx.execute("DELETE FROM mirror_bundles")
+    trust = old_mirror(honest, tmp_path / "state", signer, clock, 300)
     with Mirror(tmp_path / "state", trust=trust, clock=clock) as mirror:
         assert list(mirror.entries()) == [(i, honest.entry(i)) for i in range(300)]
         assert mirror.database.query_all("SELECT tile, count FROM mirror_bundles ORDER BY tile") == [
@@ -400,3 +408,13 @@ def test_a_mirror_of_one_row_per_entry_is_bundled_when_opened(
         honest.grow_to(600)
         assert mirror.sync(honest.source()).new_entries == 300  # and it goes on from there
         assert list(mirror.entries(295, 305)) == [(i, honest.entry(i)) for i in range(295, 305)]
+
+
+def test_entries_after_a_gap_in_an_old_mirror_are_not_moved_down(
+    honest: Exported, tmp_path: Path, signer: Signer, clock: ManualClock
+) -> None:
+    trust = old_mirror(honest, tmp_path / "state", signer, clock, 10, missing=4)
+    with Mirror(tmp_path / "state", trust=trust, clock=clock) as mirror:
+        assert list(mirror.entries(0, 4)) == [(i, honest.entry(i)) for i in range(4)]
+        with pytest.raises(VerificationFailed, match=r"lacks entries in \[0, 10\): its database was altered"):
+            list(mirror.entries())

@@ -83,8 +83,8 @@ def test_a_tampered_ciphertext_and_a_deleted_record_are_caught(world: World) -> 
     problems = (world.progress.get_run("legacy-test").verification or {})["problems"]
     assert (
         "row: a migrated record did not open: integrity check failed for row/contact/main: its sealed "
-        "fields, public fields or version were altered in the database, or copied from another row, "
-        "subject or region" in problems
+        "fields, public fields, version or update time were altered in the database, or copied from "
+        "another row, subject or region" in problems
     )
     assert "us: 1 migrated records are missing from the destination" in problems
     assert "row: 1 migrated records are missing from the destination" in problems

@@ -8,8 +8,8 @@ from rempart.errors import VerificationFailed
 from tests.unit.store.conftest import OPERATOR, Deployment
 
 ALTERED = (
-    "its sealed fields, public fields or version were altered in the database, or copied from another "
-    "row, subject or region"
+    "its sealed fields, public fields, version or update time were altered in the database, or copied "
+    "from another row, subject or region"
 )
 
 
@@ -128,6 +128,51 @@ def test_the_version_rolled_back_or_forward_fails(two_subjects: Deployment) -> N
     d.raw_write("us", "UPDATE store_records SET version = 7 WHERE subject_id = 'u-1' AND record_id = 'main'")
     with pytest.raises(VerificationFailed, match=f"^integrity check failed for us/contact/main: {ALTERED}$"):
         d.service.read("u-1", "contact", "main")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("updated_at", "2020-01-01T00:00:00.000000Z"),  # any column of the row is bound
+        ("version", "1:x"),  # text where a version goes: refused before it reaches the binding
+        ("updated_at", b"2026"),
+        ("public_fields", b"{}"),
+    ],
+)
+def test_any_other_column_edited_fails(two_subjects: Deployment, column: str, value: object) -> None:
+    d = two_subjects
+    d.raw_write(
+        "us",
+        f"UPDATE store_records SET {column} = ? WHERE subject_id = 'u-1' AND record_id = 'main'",
+        (value,),
+    )
+    with pytest.raises(VerificationFailed) as caught:
+        d.service.read("u-1", "contact", "main")
+    assert str(caught.value) in (
+        f"integrity check failed for us/contact/main: {ALTERED}",
+        "integrity check failed for us/contact/main: a column holds a value of the wrong type (altered in "
+        "the database)",
+    )
+    assert d.service.read("u-1", "contact", "work").version == 1
+
+
+def test_a_row_planted_in_the_public_index_does_not_make_a_match(deployment: Deployment) -> None:
+    svc = deployment.service
+    svc.create_subject(OPERATOR, "u-1", "us")
+    svc.write(OPERATOR, "u-1", "videos", "v1", {"title": "Cats", "visibility": "private"})
+    svc.write(OPERATOR, "u-1", "videos", "v2", {"title": "Dogs", "visibility": "public"})
+    assert [r.record_id for r in svc.query("us", "videos", where={"visibility": "public"}).items] == ["v2"]
+    deployment.raw_write(
+        "us",
+        "INSERT INTO store_public_values (collection, field, value, subject_id, record_id) "
+        "VALUES ('videos', 'visibility', '\"public\"', 'u-1', 'v1')",
+    )
+    with pytest.raises(VerificationFailed) as caught:
+        svc.query("us", "videos", where={"visibility": "public"})
+    assert str(caught.value) == (
+        "integrity check failed for us/videos/v1: the public-value index says visibility matches, but the "
+        "record's visibility does not (the index was altered in the database)"
+    )
 
 
 def test_an_older_envelope_of_the_same_row_fails(two_subjects: Deployment) -> None:
