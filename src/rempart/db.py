@@ -130,14 +130,24 @@ class Database:
     * :meth:`transaction` is atomic; it is durable when the ``with`` block exits
       (SQLite WAL with ``synchronous=FULL``; PostgreSQL ``synchronous_commit``).
     * SQLite writes are serialized by ``BEGIN IMMEDIATE``; readers run beside them.
+    * ``write_ahead_log=False`` (SQLite only) keeps a rollback journal instead of
+      the WAL: for a database that is mostly appended to in bulk by one writer,
+      where the WAL would write every page twice; readers then wait for writers.
     """
 
     def __init__(
-        self, dialect: Dialect, target: str, *, pool_size: int = 8, fsync_each_commit: bool = True
+        self,
+        dialect: Dialect,
+        target: str,
+        *,
+        pool_size: int = 8,
+        fsync_each_commit: bool = True,
+        write_ahead_log: bool = True,
     ) -> None:
         self.dialect: Dialect = dialect
         self.target = target
         self._fsync = fsync_each_commit
+        self._journal = "WAL" if write_ahead_log else "DELETE"
         self._local = threading.local()
         self._sqlite_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -160,9 +170,17 @@ class Database:
                 self._sqlite()
 
     @classmethod
-    def open(cls, url: str, *, pool_size: int = 8, fsync_each_commit: bool = True) -> Database:
+    def open(
+        cls, url: str, *, pool_size: int = 8, fsync_each_commit: bool = True, write_ahead_log: bool = True
+    ) -> Database:
         dialect, target = parse_database_url(url)
-        return cls(dialect, target, pool_size=pool_size, fsync_each_commit=fsync_each_commit)
+        return cls(
+            dialect,
+            target,
+            pool_size=pool_size,
+            fsync_each_commit=fsync_each_commit,
+            write_ahead_log=write_ahead_log,
+        )
 
     @property
     def url(self) -> str:
@@ -177,7 +195,7 @@ class Database:
                 conn = sqlite3.connect(
                     self.target, timeout=30.0, isolation_level=None, check_same_thread=False
                 )
-                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA journal_mode={self._journal}")
                 # FULL: a commit is on disk when it returns. NORMAL (for caches a
                 # crash may roll back by a few commits, never corrupt): WAL is
                 # only synced at checkpoints.

@@ -418,3 +418,8 @@ def test_entries_after_a_gap_in_an_old_mirror_are_not_moved_down(
         assert list(mirror.entries(0, 4)) == [(i, honest.entry(i)) for i in range(4)]
         with pytest.raises(VerificationFailed, match=r"lacks entries in \[0, 10\): its database was altered"):
             list(mirror.entries())
+
+
+def test_the_mirror_keeps_a_rollback_journal(mirror: Mirror) -> None:
+    """A sync appends the whole log in bulk: no write-ahead log writing every page twice."""
+    assert mirror.database.query_all("PRAGMA journal_mode") == [("delete",)]
