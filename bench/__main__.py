@@ -13,9 +13,15 @@ from pathlib import Path
 
 def main() -> None:
     args = sys.argv[1:]
-    flags = [a for a in args if a.startswith("-")]
-    names = [a for a in args if not a.startswith("-")]
     found = sorted(p.stem[len("bench_") :] for p in Path(__file__).parent.glob("bench_*.py"))
+    flags: list[str] = []  # options and their values (``--workers 0``), passed to each benchmark
+    names: list[str] = []
+    for i, arg in enumerate(args):
+        takes_value = i > 0 and args[i - 1].startswith("-") and arg not in found
+        if arg.startswith("-") or takes_value:
+            flags.append(arg)
+        else:
+            names.append(arg)
     unknown = set(names) - set(found)
     if unknown:
         sys.exit(f"unknown benchmark(s) {sorted(unknown)}; have {found}")
