@@ -7,12 +7,11 @@ key-encryption keys) goes through these two functions.
 
 from __future__ import annotations
 
-import os
 import stat
-import tempfile
 from pathlib import Path
 
 from rempart.errors import ConfigurationError, NotFound
+from rempart.files import write_atomically
 
 __all__ = ["read_secret_file", "read_secret_text", "write_secret_file"]
 
@@ -23,23 +22,7 @@ def write_secret_file(path: Path, content: bytes, *, overwrite: bool = False) ->
     if path.exists() and not overwrite:
         raise ConfigurationError(f"{path} already exists; refusing to overwrite a key", path=str(path))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, content, mode=0o600)
     except OSError as exc:
         raise ConfigurationError(f"cannot write key file {path}: {exc.strerror}", path=str(path)) from exc
 

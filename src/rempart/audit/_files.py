@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from rempart.errors import StorageUnavailable
+from rempart.files import write_atomically
 
 __all__ = ["write_file"]
 
@@ -19,23 +17,8 @@ def write_file(path: Path, data: bytes) -> None:
     content or the new, never a part. Raises StorageUnavailable on any
     operating-system error, after removing the temporary file.
     """
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        folder = os.open(path.parent, os.O_RDONLY)  # the rename itself is durable once the folder is
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        # 0o600: a subject's report names who read the subject's data; the auditor shares it on purpose.
+        write_atomically(path, data, mode=0o600)
     except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
         raise StorageUnavailable(f"cannot write {path}: {exc}") from exc

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +34,7 @@ from tuf.api.metadata import (  # type: ignore[attr-defined]
 from tuf.api.serialization.json import JSONSerializer
 
 from rempart.errors import ConfigurationError, InvalidInput, VerificationFailed
+from rempart.files import write_atomically
 from rempart.governance.releases import Release, ReleaseRegistry
 from rempart.governance.rootstore import TrustRootStore
 from rempart.governance.trustroot import TrustRoot
@@ -105,19 +104,7 @@ class PublishedRegion:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` (temp file in the same folder, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, mode=0o644)  # served to TUF clients by any static file server
 
 
 class TufPublisher:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from rempart.files import write_atomically
 from rempart.log.serving import LogReadPath
 from rempart.tlog.tiles import entry_bundles_for_size, hash_tiles_for_size
 
@@ -13,11 +12,9 @@ __all__ = ["export_tiles"]
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    # Readable by all (a static file server runs as another user); not fsynced one by one:
+    # an export is cheap to run again, and the checkpoint goes last.
+    write_atomically(path, data, mode=0o644, durable=False)
 
 
 def export_tiles(reader: LogReadPath, directory: Path) -> int:

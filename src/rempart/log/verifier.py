@@ -10,12 +10,11 @@ state file is only replaced once everything verified.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from rempart.errors import InvalidInput, RempartError, VerificationFailed
+from rempart.files import write_atomically
 from rempart.log.source import TileSource
 from rempart.tlog.checkpoint import Checkpoint, open_checkpoint
 from rempart.tlog.merkle import consistency_proof, verify_consistency
@@ -49,13 +48,7 @@ def _load_state(path: Path, verifier: Verifier, origin: str) -> Checkpoint | Non
 
 def _save_state(path: Path, note: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(note)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, note, mode=0o644)  # a signed checkpoint: public
     except OSError as exc:
         raise InvalidInput(f"cannot write the state file {path}: {exc.strerror}") from exc
 
