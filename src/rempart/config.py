@@ -54,7 +54,7 @@ from rempart.access.rules import AccessRules
 from rempart.db import parse_database_url
 from rempart.errors import ConfigurationError, RempartError
 from rempart.store.catalog import PURPOSES, Catalog, default_catalog, load_catalog, parse_catalog
-from rempart.store.records import REGION_NAME
+from rempart.store.records import DESTINATION_NAME, REGION_NAME
 from rempart.tlog.note import Verifier
 
 __all__ = [
@@ -73,7 +73,6 @@ __all__ = [
     "parse_duration",
 ]
 
-_DESTINATION = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}\Z")
 _DURATION = re.compile(r"^([1-9][0-9]{0,8})(s|m|h|d)\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -308,7 +307,7 @@ def _regions(raw: Mapping[str, Any], r: _Reader) -> dict[str, RegionConfig]:
         r.known(egress_raw, f"{path}.egress", {"destinations", "budgets"})
         destinations = r.strings(egress_raw, "destinations", f"{path}.egress")
         for i, dest in enumerate(destinations):
-            if not _DESTINATION.match(dest):
+            if not DESTINATION_NAME.match(dest):
                 errors.add(
                     f"{path}.egress.destinations[{i}]",
                     f"expected a destination name (lower-case letters, digits, . _ : / -), got {dest!r}",

@@ -23,6 +23,7 @@ import msgspec
 from rempart.errors import InvalidInput
 
 __all__ = [
+    "DESTINATION_NAME",
     "MAX_FIELD_BYTES",
     "MAX_PAGE",
     "MAX_RECORD_BYTES",
@@ -48,6 +49,8 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
 _ORG = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 REGION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 """The one rule for a region's name, wherever one is written: configuration, scopes, trust roots."""
+DESTINATION_NAME = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}\Z")
+"""The one rule for an egress destination's name: in a region's rules and in a transfer request."""
 
 T = TypeVar("T")
 

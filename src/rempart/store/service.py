@@ -66,7 +66,7 @@ from rempart.store.egress import (
     encode_payload,
 )
 from rempart.store.keys import KeyCustody, LocalKeyring, next_key_id, wrapped_key_digest
-from rempart.store.records import Actor, Page, Record, check_id
+from rempart.store.records import DESTINATION_NAME, Actor, Page, Record, check_id
 from rempart.store.region import PreparedKeys, RegionStore
 
 if TYPE_CHECKING:
@@ -87,7 +87,6 @@ SUBJECTS_PER_EVENT = 800
 """At most this many commitments in one ``store.subjects.created`` entry (entries are at most 64 KiB)."""
 
 _REASON = re.compile(r"^[^\x00-\x1f\x7f]{1,500}\Z")
-_DESTINATION = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}\Z")
 
 
 def _check_reason(reason: object) -> str:
@@ -791,7 +790,7 @@ class RecordService:
     def egress(self, actor: Actor, request: EgressRequest) -> EgressTransfer:
         """Send fields of a region's records out, if the region's rules allow it; recorded either way."""
         store = self._store(request.region)
-        if not isinstance(request.destination, str) or not _DESTINATION.match(request.destination):
+        if not isinstance(request.destination, str) or not DESTINATION_NAME.match(request.destination):
             raise InvalidInput(f"destination {request.destination!r} is not a destination name")
         classes = classify_fields(self.catalog, request.collection, request.fields, request.purpose)
         rules = self.rules[request.region].egress

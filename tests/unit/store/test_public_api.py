@@ -45,6 +45,7 @@ PUBLIC = {
         "wrapped_key_digest",
     ],
     "rempart.store.records": [
+        "DESTINATION_NAME",
         "MAX_FIELD_BYTES",
         "MAX_PAGE",
         "MAX_RECORD_BYTES",
