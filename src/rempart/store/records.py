@@ -39,6 +39,7 @@ __all__ = [
     "decode_value",
     "encode_cursor",
     "encode_value",
+    "length_prefixed",
 ]
 
 MAX_FIELD_BYTES = 256 * 1024
@@ -53,6 +54,15 @@ DESTINATION_NAME = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,127}\Z")
 """The one rule for an egress destination's name: in a region's rules and in a transfer request."""
 
 T = TypeVar("T")
+
+
+def length_prefixed(*parts: str) -> bytes:
+    """Each string as a 2-byte big-endian length and its UTF-8: a tuple of names, unambiguously."""
+    out = bytearray()
+    for part in parts:
+        raw = part.encode("utf-8")
+        out += len(raw).to_bytes(2, "big") + raw
+    return bytes(out)
 
 
 def check_id(value: object, what: str) -> str:

@@ -50,6 +50,7 @@ from rempart.errors import (
     VerificationFailed,
 )
 from rempart.events import subject_commitment
+from rempart.store._format1 import FORMAT_1, open_format_1
 from rempart.store._sql import chunks, in_clause, insert_rows
 from rempart.store.catalog import Catalog, Category, CollectionSpec
 from rempart.store.keys import KeyCustody, WrappedKey
@@ -63,6 +64,7 @@ from rempart.store.records import (
     decode_cursor,
     encode_cursor,
     encode_value,
+    length_prefixed,
 )
 
 __all__ = [
@@ -77,6 +79,8 @@ __all__ = [
     "prepare_subject_keys",
     "seal_record",
 ]
+
+_ENVELOPE_STEP = "store-region-0002"
 
 SCHEMA: list[tuple[str, str]] = [
     (
@@ -116,9 +120,9 @@ SCHEMA: list[tuple[str, str]] = [
     ),
     (
         # Sealed format 2: a record's sealed fields in one envelope that also binds its public
-        # values, instead of one ciphertext per field and a row seal. Rows of format 1 (written
-        # before this step) no longer open: they fail their integrity check by name.
-        "store-region-0002",
+        # values, instead of one ciphertext per field and a row seal. RegionStore seals the
+        # records of format 1 again (checking them as they were) before this step runs.
+        _ENVELOPE_STEP,
         "ALTER TABLE store_records DROP COLUMN row_seal",
     ),
 ]
@@ -127,15 +131,6 @@ _SEALED_FORMAT = b"\x02"  # the first byte of ``sealed_fields``: one envelope pe
 _MAX_INDEXED_VALUE = 512
 _KINDS = ("data", "commitment")
 _decode_json = msgspec.json.Decoder().decode  # json.loads, faster: every read decodes a record
-
-
-def _lp(*parts: str) -> bytes:
-    """Length-prefixed UTF-8 strings: an unambiguous encoding of a tuple of names."""
-    out = bytearray()
-    for part in parts:
-        raw = part.encode("utf-8")
-        out += len(raw).to_bytes(2, "big") + raw
-    return bytes(out)
 
 
 def envelope_binding(
@@ -163,7 +158,7 @@ def envelope_binding(
 
 
 def _key_binding(region: str, subject_id: str, kind: str) -> bytes:
-    return _lp("rempart/subject-key/v1", region, subject_id, kind)
+    return length_prefixed("rempart/subject-key/v1", region, subject_id, kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,8 +524,60 @@ class RegionStore:
         self._cache: OrderedDict[str, _OpenKeys] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
-        database.migrate(SCHEMA)
+        database.migrate(SCHEMA[:1])
         self._stamp(database)
+        self._reseal_format_1()
+        database.migrate(SCHEMA)
+
+    def _reseal_format_1(self, page: int = 500) -> int:
+        """Seal records written before ``store-region-0002`` again, in one envelope each; how many.
+
+        Each is opened with every check of its old format (row seal, each
+        field); one that fails raises VerificationFailed and the store does not
+        open. A page at a time, each in its own transaction: after a crash the
+        records already done (format byte 02) are passed over.
+        """
+        steps = {row[0] for row in self.db.query_all("SELECT step FROM schema_steps")}
+        if _ENVELOPE_STEP in steps:
+            return 0
+        done, after = 0, ("", "", "")
+        while True:
+            rows = self.db.query_all(
+                "SELECT subject_id, collection, record_id, version, public_fields, sealed_fields, row_seal, "
+                "updated_at FROM store_records WHERE (subject_id, collection, record_id) > (?, ?, ?) "
+                "ORDER BY subject_id, collection, record_id LIMIT ?",
+                (*after, page),
+            )
+            if not rows:
+                return done
+            after = (rows[-1][0], rows[-1][1], rows[-1][2])
+            old = [r for r in rows if _stored_bytes(r[5])[:1] == bytes([FORMAT_1])]
+            keys = self.key_rows({r[0] for r in old})
+            updates = []
+            for subject_id, collection, record_id, version, public_text, blob, seal, updated_at in old:
+                key_row = keys.get(subject_id)
+                if key_row is None:
+                    raise VerificationFailed(
+                        f"integrity check failed for {self.region}/{collection}/{record_id}: the region "
+                        "holds no keys for its subject"
+                    )
+                cipher, _ = open_subject_keys(self.custody, self.ring, self.region, key_row)
+                fields = open_format_1(
+                    cipher, self.region, (subject_id, collection, record_id, version, public_text, blob, seal)
+                )
+                spec = self.catalog.collection(collection)
+                public, sealed, _ = _seal_fields(
+                    cipher, self.region, spec, subject_id, record_id, version, updated_at, fields
+                )
+                updates.append((public, sealed, b"", subject_id, collection, record_id))
+            if updates:
+                with self.db.transaction() as tx:
+                    tx.executemany(
+                        "UPDATE store_records SET public_fields = ?, sealed_fields = ?, row_seal = ? "
+                        "WHERE subject_id = ? AND collection = ? AND record_id = ?",
+                        updates,
+                    )
+                done += len(updates)
 
     def _stamp(self, database: Database) -> None:
         with database.transaction() as tx:

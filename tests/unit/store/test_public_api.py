@@ -61,6 +61,7 @@ PUBLIC = {
         "decode_value",
         "encode_cursor",
         "encode_value",
+        "length_prefixed",
     ],
     "rempart.store.region": [
         "SCHEMA",
