@@ -10,6 +10,8 @@ import importlib
 import sys
 from pathlib import Path
 
+_OPTIONS_WITH_VALUES = {"--workers", "--rows", "--batch", "--seconds"}  # bench_migrate, bench_policy
+
 
 def main() -> None:
     args = sys.argv[1:]
@@ -17,8 +19,7 @@ def main() -> None:
     flags: list[str] = []  # options and their values (``--workers 0``), passed to each benchmark
     names: list[str] = []
     for i, arg in enumerate(args):
-        takes_value = i > 0 and args[i - 1].startswith("-") and arg not in found
-        if arg.startswith("-") or takes_value:
+        if arg.startswith("-") or (i > 0 and args[i - 1] in _OPTIONS_WITH_VALUES):
             flags.append(arg)
         else:
             names.append(arg)

@@ -132,7 +132,9 @@ class Database:
     * SQLite writes are serialized by ``BEGIN IMMEDIATE``; readers run beside them.
     * ``write_ahead_log=False`` (SQLite only) keeps a rollback journal instead of
       the WAL: for a database that is mostly appended to in bulk by one writer,
-      where the WAL would write every page twice; readers then wait for writers.
+      where the WAL would write every page twice; readers then wait for writers,
+      and every commit is synced. A WAL database another process holds open
+      stays in WAL.
     """
 
     def __init__(
@@ -195,13 +197,20 @@ class Database:
                 conn = sqlite3.connect(
                     self.target, timeout=30.0, isolation_level=None, check_same_thread=False
                 )
-                conn.execute(f"PRAGMA journal_mode={self._journal}")
-                # FULL: a commit is on disk when it returns. NORMAL (for caches a
-                # crash may roll back by a few commits, never corrupt): WAL is
-                # only synced at checkpoints.
-                conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
-                conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA busy_timeout=30000")
+                journal = self._journal
+                try:
+                    journal = conn.execute(f"PRAGMA journal_mode={journal}").fetchone()[0].upper()
+                except sqlite3.OperationalError:
+                    # Leaving WAL needs the database to itself; another process has it
+                    # open. It stays in WAL: slower for bulk appends, as safe.
+                    journal = "WAL"
+                # FULL: a commit is on disk when it returns. NORMAL (for caches a
+                # crash may roll back by a few commits, never corrupt) only in WAL,
+                # which syncs at checkpoints; a rollback journal needs FULL for that.
+                durable = self._fsync or journal != "WAL"
+                conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                conn.execute("PRAGMA foreign_keys=ON")
                 with self._lock:
                     self._sqlite_conns.append(conn)
             self._local.conn = conn

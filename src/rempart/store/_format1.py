@@ -10,7 +10,6 @@ before the step drops the ``row_seal`` column. Nothing else reads this format.
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -55,36 +54,45 @@ def _decode_sealed(data: bytes) -> list[tuple[str, bytes]]:
     return fields
 
 
-def open_format_1(cipher: AeadCipher, region: str, row: Sequence[Any]) -> dict[str, Any]:
-    """Every field of a format-1 row ``(subject, collection, record, version, public, sealed, seal)``.
+def open_format_1(cipher: AeadCipher, region: str, row: Sequence[Any]) -> list[tuple[str, bytes]]:
+    """The sealed fields of a format-1 row ``(subject, collection, record, version, public, sealed, seal)``.
 
-    The row seal and each field's ciphertext are checked as format 1 checked
-    them; any failure raises VerificationFailed naming the record.
+    Each as ``(name, canonical JSON of its value)``. The row seal and each
+    field's ciphertext are checked as format 1 checked them; any failure raises
+    VerificationFailed naming the record.
     """
     subject_id, collection, record_id, version, public_text, sealed_blob, seal = row
     where = f"{region}/{collection}/{record_id}"
-    if type(version) is not int or type(public_text) is not str:
-        raise VerificationFailed(f"integrity check failed for {where}: a column has the wrong type")
+    details = {"region": region, "collection": collection, "record_id": record_id}
+    if type(version) is not int or type(public_text) is not str or type(seal) is not bytes:
+        raise VerificationFailed(
+            f"integrity check failed for {where}: a column has the wrong type", **details
+        )
     binding = _row_binding(region, subject_id, collection, record_id, version)
-    sealed = _decode_sealed(bytes(sealed_blob))
+    try:
+        sealed = _decode_sealed(bytes(sealed_blob))
+    except VerificationFailed:
+        raise VerificationFailed(
+            f"integrity check failed for {where}: its sealed fields are malformed", **details
+        ) from None
     names = ",".join(n for n, _ in sealed)
     try:
-        cipher.decrypt(bytes(seal), binding + b"\x02" + length_prefixed(public_text, names))
+        cipher.decrypt(seal, binding + b"\x02" + length_prefixed(public_text, names))
     except VerificationFailed:
         raise VerificationFailed(
             f"integrity check failed for {where}: the row seal does not match its public fields or its "
             "set of sealed fields (altered in the database, or copied from another row, subject or region)",
-            region=region,
+            **details,
         ) from None
-    fields: dict[str, Any] = json.loads(public_text)
+    opened: list[tuple[str, bytes]] = []
     for name, ciphertext in sealed:
         try:
-            plaintext = cipher.decrypt(ciphertext, binding + b"\x01" + length_prefixed(name))
+            opened.append((name, cipher.decrypt(ciphertext, binding + b"\x01" + length_prefixed(name))))
         except VerificationFailed:
             raise VerificationFailed(
                 f"integrity check failed for {where} field {name!r}: the ciphertext was altered, or "
                 "copied from another row, subject or region",
-                region=region,
+                **details,
+                field=name,
             ) from None
-        fields[name] = json.loads(plaintext)
-    return fields
+    return opened

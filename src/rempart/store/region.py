@@ -81,6 +81,7 @@ __all__ = [
 ]
 
 _ENVELOPE_STEP = "store-region-0002"
+_RESEAL_PAGE = 500  # format-1 records per transaction when a store upgrades them
 
 SCHEMA: list[tuple[str, str]] = [
     (
@@ -290,13 +291,15 @@ def _seal_fields(
     public_text = (
         json.dumps(public, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if public else "{}"
     )
-    # The sealed fields' canonical JSON object, names in order: what the one envelope holds.
-    plaintext = b"{" + b",".join(sealed) + b"}"
-    envelope = cipher.encrypt(
-        plaintext,
-        envelope_binding(region, subject_id, spec.name, record_id, version, updated_at, public_text),
-    )
-    return public_text, _SEALED_FORMAT + envelope, sorted(set(index))
+    binding = envelope_binding(region, subject_id, spec.name, record_id, version, updated_at, public_text)
+    envelope = _envelope(cipher, binding, sealed)
+    return public_text, envelope, sorted(set(index))
+
+
+def _envelope(cipher: AeadCipher, binding: bytes, sealed: list[bytes]) -> bytes:
+    """The ``sealed_fields`` value: the sealed fields (``"name":value``, in name order) in one envelope."""
+    plaintext = b"{" + b",".join(sealed) + b"}"  # their canonical JSON object
+    return _SEALED_FORMAT + cipher.encrypt(plaintext, binding)
 
 
 def _stored_bytes(value: object) -> bytes:
@@ -526,20 +529,31 @@ class RegionStore:
         self._cache_lock = threading.Lock()
         database.migrate(SCHEMA[:1])
         self._stamp(database)
-        self._reseal_format_1()
+        self._reseal_format_1(_RESEAL_PAGE)
         database.migrate(SCHEMA)
 
-    def _reseal_format_1(self, page: int = 500) -> int:
+    def _reseal_format_1(self, page: int) -> int:
         """Seal records written before ``store-region-0002`` again, in one envelope each; how many.
 
-        Each is opened with every check of its old format (row seal, each
-        field); one that fails raises VerificationFailed and the store does not
-        open. A page at a time, each in its own transaction: after a crash the
-        records already done (format byte 02) are passed over.
+        Two passes over the records still in format 1. The first opens each
+        with every check its format had (row seal, each field) and writes
+        nothing: one that fails raises VerificationFailed, and the database is
+        left exactly as the previous release wrote it. The second seals each
+        again, a page per transaction (after a crash, records already done,
+        format byte 02, are passed over), keeping its public values, its split
+        between public and sealed fields and its index as they are. Records
+        whose subject's keys no longer unwrap (shredded by an erasure that did
+        not finish, or altered) are left as they are: they could not be read
+        before either, and finishing the erasure removes them.
         """
         steps = {row[0] for row in self.db.query_all("SELECT step FROM schema_steps")}
         if _ENVELOPE_STEP in steps:
             return 0
+        ciphers: dict[str, AeadCipher | None] = {}
+        self._format_1_pages(page, ciphers, write=False)
+        return self._format_1_pages(page, ciphers, write=True)
+
+    def _format_1_pages(self, page: int, ciphers: dict[str, AeadCipher | None], *, write: bool) -> int:
         done, after = 0, ("", "", "")
         while True:
             rows = self.db.query_all(
@@ -552,28 +566,33 @@ class RegionStore:
                 return done
             after = (rows[-1][0], rows[-1][1], rows[-1][2])
             old = [r for r in rows if _stored_bytes(r[5])[:1] == bytes([FORMAT_1])]
-            keys = self.key_rows({r[0] for r in old})
+            wanted = {r[0] for r in old} - set(ciphers)
+            for subject_id, key_row in self.key_rows(wanted).items():
+                try:
+                    ciphers[subject_id] = open_subject_keys(self.custody, self.ring, self.region, key_row)[0]
+                except VerificationFailed:
+                    ciphers[subject_id] = None
             updates = []
             for subject_id, collection, record_id, version, public_text, blob, seal, updated_at in old:
-                key_row = keys.get(subject_id)
-                if key_row is None:
-                    raise VerificationFailed(
-                        f"integrity check failed for {self.region}/{collection}/{record_id}: the region "
-                        "holds no keys for its subject"
-                    )
-                cipher, _ = open_subject_keys(self.custody, self.ring, self.region, key_row)
-                fields = open_format_1(
+                cipher = ciphers.get(subject_id)
+                if cipher is None:
+                    continue
+                sealed = open_format_1(
                     cipher, self.region, (subject_id, collection, record_id, version, public_text, blob, seal)
                 )
-                spec = self.catalog.collection(collection)
-                public, sealed, _ = _seal_fields(
-                    cipher, self.region, spec, subject_id, record_id, version, updated_at, fields
-                )
-                updates.append((public, sealed, b"", subject_id, collection, record_id))
+                if write:
+                    parts = [
+                        _encode_text(name).encode("utf-8") + b":" + value for name, value in sorted(sealed)
+                    ]
+                    binding = envelope_binding(
+                        self.region, subject_id, collection, record_id, version, updated_at, public_text
+                    )
+                    envelope = _envelope(cipher, binding, parts)
+                    updates.append((envelope, b"", subject_id, collection, record_id))
             if updates:
                 with self.db.transaction() as tx:
                     tx.executemany(
-                        "UPDATE store_records SET public_fields = ?, sealed_fields = ?, row_seal = ? "
+                        "UPDATE store_records SET sealed_fields = ?, row_seal = ? "
                         "WHERE subject_id = ? AND collection = ? AND record_id = ?",
                         updates,
                     )

@@ -20,8 +20,9 @@ import pytest
 
 from rempart.db import Database
 from rempart.errors import StorageUnavailable, VerificationFailed
+from rempart.store import region
 from rempart.store.catalog import default_catalog
-from rempart.store.keys import LocalKeyring
+from rempart.store.keys import LocalKeyring, WrappedKey
 from rempart.store.region import SCHEMA, RegionStore
 
 LATER = datetime(2026, 12, 1, tzinfo=UTC)
@@ -110,30 +111,54 @@ def test_every_record_reads_the_same_after_the_upgrade(old_database: str, keyrin
         reopened.db.close()
 
 
-def test_a_tampered_old_record_stops_the_upgrade_and_nothing_is_lost(
-    tmp_path: Path, keyring: LocalKeyring
+@pytest.fixture
+def path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the old database, upgraded one record per page (so a failure midway would show)."""
+    monkeypatch.setattr(region, "_RESEAL_PAGE", 1)
+    copy = tmp_path / "us.db"
+    shutil.copyfile(FIXTURE / "us.db", copy)
+    return copy
+
+
+def test_a_tampered_old_record_stops_the_upgrade_before_anything_is_written(
+    path: Path, keyring: LocalKeyring
 ) -> None:
-    path = tmp_path / "us.db"
-    shutil.copyfile(FIXTURE / "us.db", path)
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute(
-            'UPDATE store_records SET public_fields = \'{"title":"Dogs","visibility":"public"}\' '
-            "WHERE record_id = 'v1'"
-        )
-    conn.close()
+    """The last record fails its old checks: the pages before it were checked, and not rewritten."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE store_records SET public_fields = '{\"title\":\"Dogs\"}' WHERE record_id = 'v9'")
+    before = old_rows_of(path)
     with pytest.raises(VerificationFailed) as caught:
         open_store(f"sqlite:///{path}", keyring)
     assert str(caught.value) == (
-        "integrity check failed for us/videos/v1: the row seal does not match its public fields or its set "
+        "integrity check failed for us/videos/v9: the row seal does not match its public fields or its set "
         "of sealed fields (altered in the database, or copied from another row, subject or region)"
     )
-    conn = sqlite3.connect(path)
-    try:  # the old column and the other records are still there, for whoever investigates
-        steps = [s for (s,) in conn.execute("SELECT step FROM schema_steps")]
-        assert steps == ["store-region-0001"]
-        assert conn.execute("SELECT COUNT(*) FROM store_records WHERE length(row_seal) = 28").fetchone() == (
-            4,
-        )
+    assert caught.value.details["record_id"] == "v9"
+    assert old_rows_of(path) == before  # every record as the previous release wrote it
+    with sqlite3.connect(path) as conn:
+        assert [s for (s,) in conn.execute("SELECT step FROM schema_steps")] == ["store-region-0001"]
+
+
+def test_records_of_a_subject_whose_keys_were_shredded_are_left_for_the_erasure(
+    path: Path, keyring: LocalKeyring
+) -> None:
+    """An erasure crashed after shredding u-2's keys and before purging its rows: the store still opens."""
+    with sqlite3.connect(path) as conn:
+        [(kek, dk, ck)] = conn.execute(
+            "SELECT kek_id, wrapped_data_key, wrapped_commitment_key FROM store_subject_keys "
+            "WHERE subject_id = 'u-2'"
+        ).fetchall()
+    keyring.shred("us", [WrappedKey(kek, dk), WrappedKey(kek, ck)])
+    store = open_store(f"sqlite:///{path}", keyring)
+    try:
+        assert store.get("u-1", "contact", "main").fields == EXPECTED[("u-1", "contact", "main")][1]
+        with pytest.raises(VerificationFailed, match="shredded"):
+            store.get("u-2", "contact", "main")  # unreadable, as it was before the upgrade
+        assert store.purge_subject("u-2") == 2  # and the erasure can finish
     finally:
-        conn.close()
+        store.db.close()
+
+
+def old_rows_of(path: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT * FROM store_records ORDER BY 1, 2, 3").fetchall()
