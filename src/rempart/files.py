@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically"]
+__all__ = ["fsync_path", "write_atomically"]
 
 
 def write_atomically(path: Path, data: bytes, *, mode: int, durable: bool = True) -> None:
@@ -44,8 +44,13 @@ def write_atomically(path: Path, data: bytes, *, mode: int, durable: bool = True
         Path(tmp).unlink(missing_ok=True)
         raise
     if durable:
-        folder = os.open(path.parent, os.O_RDONLY)  # the rename is durable once the folder is
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        fsync_path(path.parent)  # the rename is durable once the folder is
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries (renames, new names), to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rempart.errors import RempartError
-from rempart.files import write_atomically
+from rempart.files import fsync_path, write_atomically
 from rempart.log.serving import LogReadPath
 from rempart.tlog.checkpoint import Checkpoint
 from rempart.tlog.note import Note
@@ -50,17 +49,8 @@ def export_tiles(reader: LogReadPath, directory: Path) -> int:
             continue
         write_atomically(target, reader.get(tile.path()).body, mode=0o644, durable=False)
         written.append(target)
-    for path in written:
-        _fsync(path)
-    for folder in {path.parent for path in written} | {directory}:
-        _fsync(folder)  # the renames
+    folders = {directory / f for path in written for f in path.relative_to(directory).parents}
+    for path in [*written, *sorted(folders, reverse=True)]:
+        fsync_path(path)  # the tiles, then the folders their names (and new folders) are in
     write_atomically(directory / "checkpoint", checkpoint.note, mode=0o644)
     return len(written) + 1
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

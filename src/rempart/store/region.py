@@ -365,7 +365,7 @@ def _check_public_match(region: str, record: Record, filters: Mapping[str, bytes
     for name, wanted in filters.items():
         value = record.fields.get(name)
         items = value if isinstance(value, list) else [value]
-        if not any(encode_value(item, name) == wanted for item in items if name in record.fields):
+        if name not in record.fields or all(encode_value(item, name) != wanted for item in items):
             raise _integrity_failure(
                 region,
                 record.collection,
@@ -376,10 +376,7 @@ def _check_public_match(region: str, record: Record, filters: Mapping[str, bytes
 
 
 def _only(record: Record, wanted: Collection[str]) -> Record:
-    fields = {k: v for k, v in record.fields.items() if k in wanted}
-    return Record(
-        record.subject_id, record.collection, record.record_id, record.version, fields, record.updated_at
-    )
+    return msgspec.structs.replace(record, fields={k: v for k, v in record.fields.items() if k in wanted})
 
 
 def prepare_subject_keys(

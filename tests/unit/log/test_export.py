@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +49,12 @@ def test_a_full_tile_a_crash_cut_short_is_written_again(log: TransparencyLog, tm
     export_tiles(reader, out)
     for path in ("tile/entries/001", "tile/0/001", "tile/entries/000", "tile/0/000"):
         assert (out / path).read_bytes() == reader.get(path).body, path
+
+
+def test_exported_files_are_readable_by_a_static_file_server(log: TransparencyLog, tmp_path: Path) -> None:
+    """The server usually runs as another user: every exported file is 0644, not mkstemp's 0600."""
+    grow(log, 300)
+    export_tiles(LogReadPath(log.storage), tmp_path / "tiles")
+    files = [p for p in (tmp_path / "tiles").rglob("*") if p.is_file()]
+    assert len(files) == 6  # checkpoint, two bundles, two level-0 hash tiles, one level-1
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o644"}
