@@ -83,6 +83,7 @@ class LogSettings:
     origin: str
     key_file: Path
     checkpoint_interval: float = 1.0
+    gather_window: float = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,7 +479,7 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, source: Path | None = No
     r.known(control, "control", {"database"})
     control_db = r.database(control, "database", "control")
     log_t = r.table(raw, "log", "log", required=True)
-    r.known(log_t, "log", {"database", "origin", "key_file", "checkpoint_interval"})
+    r.known(log_t, "log", {"database", "origin", "key_file", "checkpoint_interval", "gather_window"})
     origin = r.string(log_t, "origin", "log")
     if origin and (" " in origin or "+" in origin):
         errors.add("log.origin", "expected a log origin without spaces or '+' (e.g. example.com/log)")
@@ -487,6 +488,7 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, source: Path | None = No
         origin=origin,
         key_file=r.path(log_t, "key_file", "log"),
         checkpoint_interval=r.number(log_t, "checkpoint_interval", "log", 1.0),
+        gather_window=_gather_window(log_t.get("gather_window", 0.005), errors),
     )
     if log.database and log.database == control_db and control_db.startswith("sqlite:///"):
         errors.add(
@@ -553,6 +555,14 @@ def load_config(path: Path | str) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"config: {file} is not valid TOML: {exc}", path="config") from exc
     return parse_config(raw, base=file.resolve().parent, source=file.resolve())
+
+
+def _gather_window(value: Any, errors: _Errors) -> float:
+    """``[log] gather_window``: 0 to 0.1 seconds (every append may wait this long)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 0.1:
+        errors.add("log.gather_window", f"expected a number of seconds from 0 to 0.1, got {value!r}")
+        return 0.005
+    return float(value)
 
 
 def default_config_text() -> str:

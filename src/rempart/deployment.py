@@ -159,6 +159,7 @@ class Deployment:
             self.log_signer,
             origin=config.log.origin,
             checkpoint_interval=config.log.checkpoint_interval,
+            gather_window=config.log.gather_window,
         )
         stack.callback(self.log.close)
         self.recorder = LogRecorder(self.log)

@@ -209,3 +209,27 @@ def test_operators_without_the_admin_role_manage_nobody(server: RunningServer) -
         with pytest.raises(PermissionDenied):
             alice.list_principals()
         assert alice.get_principal("operator:alice").roles == ("support",)
+
+
+@pytest.mark.parametrize(
+    "path_and_query",
+    [
+        "us-0001/records/profile/main",  # no purpose
+        "us-0001/records/profile/main?purpose=curiosity",
+        "us-0001/records/profile/main?purpose=customer_support&purpose=nope",  # the last one counts
+        "us%200001/records/profile/main?purpose=customer_support",
+        "us-0001%0A/records/profile/main?purpose=customer_support",  # $ must not accept a newline
+        "us-0001/records/Profile/main%0A?purpose=curiosity",
+    ],
+)
+def test_the_record_read_checks_its_parameters_as_fastapi_does(
+    server: RunningServer, path_and_query: str
+) -> None:
+    """GET checks its parameters by hand (the hot path); PUT on the same path lets FastAPI do it."""
+    headers = bearer(server.tokens["operator:svc-ingest"])
+    url = f"{server.url}/subjects/{path_and_query}"
+    by_hand = problem(httpx.get(url, headers=headers), 422, "invalid_input")
+    body = {"values": {"bio": "hi"}}
+    by_fastapi = problem(httpx.put(url, json=body, headers=headers), 422, "invalid_input")
+    assert by_hand["errors"] == by_fastapi["errors"]
+    assert by_hand["detail"] == by_fastapi["detail"]

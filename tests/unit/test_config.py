@@ -307,3 +307,14 @@ def test_one_region_name_rule_from_configuration_to_trust_root() -> None:
         assert Scope(name, frozenset({"contact"}), frozenset({"contact.email"}), ("a" * 64,)).region == name
     for name in ("US", "9us", "", "eu west", "x" * 33):
         assert not REGION_NAME.fullmatch(name)
+
+
+def test_the_log_gather_window(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, BASE + REGIONS)).log.gather_window == 0.005
+    text = BASE.replace("[keyring]", "gather_window = 0\n[keyring]") + REGIONS
+    assert load_config(write(tmp_path, text)).log.gather_window == 0.0
+    for bad in ("0.5", "-0.001", '"5ms"', "true"):
+        value = tomllib.loads(f"v = {bad}")["v"]
+        assert errors_of(tmp_path, text.replace("gather_window = 0", f"gather_window = {bad}")) == [
+            f"log.gather_window: expected a number of seconds from 0 to 0.1, got {value!r}"
+        ]

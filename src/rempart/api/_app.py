@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,15 @@ whose `code` is stable.
 _AUTHENTICATED = (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 _PUBLIC = (400, 404, 413, 422, 500, 503)
 
+# Rempart's observability is its Prometheus /metrics. FastAPI's own OpenTelemetry
+# instrumentation (FastAPI 0.16x) would otherwise look the global providers up on
+# every request, a few percent of an authorized read; older FastAPI has none.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI).parameters
+    else {}
+)
+
 
 def create_app(
     deployment: Deployment,
@@ -55,6 +65,7 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        **_NO_NATIVE_TELEMETRY,
     )
     ops = Operations(deployment)
     app.state.deployment = deployment

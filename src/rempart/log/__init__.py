@@ -53,6 +53,7 @@ def open_log(
     origin: str | None = None,
     checkpoint_interval: float = 1.0,
     append_timeout: float = 10.0,
+    gather_window: float = 0.005,
 ) -> TransparencyLog:
     """Open (creating if needed) the log at ``url``, signing checkpoints with ``signer``."""
     return TransparencyLog(
@@ -61,4 +62,5 @@ def open_log(
         sign=lambda cp: sign_checkpoint(cp, [signer]),
         checkpoint_interval=checkpoint_interval,
         append_timeout=append_timeout,
+        gather_window=gather_window,
     )

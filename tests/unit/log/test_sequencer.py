@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -91,6 +92,87 @@ def test_concurrent_appenders_are_batched_and_all_land() -> None:
     assert all(stored[i] == e for e, i in results.items())
     assert len(batches) < 3200  # group commit happened
     assert tree_root(3200, storage) == DictTree(stored).frontier.root()
+
+
+class BatchCounting(MemoryLogStorage):
+    """Memory storage that remembers how many entries each commit carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def append(self, first: int, entries: Sequence[bytes], nodes: object) -> None:
+        self.batches.append(len(entries))
+        super().append(first, entries, nodes)  # type: ignore[arg-type]
+
+
+def test_commits_gather_one_entry_per_concurrent_appender() -> None:
+    """With steady concurrency each commit waits for the appenders the last one carried."""
+    storage = BatchCounting()
+    start = threading.Barrier(8)
+
+    def worker(w: int) -> None:
+        start.wait()
+        for i in range(50):
+            log.append(f"{w}:{i}".encode())
+
+    with open_log(storage, gather_window=0.5) as log:  # long: the count ends waits early
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert log.size == 400
+    # After the first commits have taught the sequencer that eight appenders are about,
+    # it waits for all eight each time: a handful of partial batches at the start and the end.
+    full = storage.batches.count(8)
+    assert full >= 40, storage.batches
+    assert sum(storage.batches) == 400
+
+
+def test_a_lone_appender_never_waits_for_the_window() -> None:
+    storage = BatchCounting()
+    with open_log(storage, gather_window=5.0) as log:
+        started = time.monotonic()
+        for i in range(20):
+            log.append(f"{i}".encode())
+        assert time.monotonic() - started < 5.0  # not one append waited the window out
+        assert storage.batches == [1] * 20
+
+
+def test_after_a_pause_the_gathering_starts_again_from_one() -> None:
+    storage = BatchCounting()
+    with open_log(storage, gather_window=0.2) as log:
+        log.append_many([b"a", b"b", b"c", b"d"])  # a commit of four: four appenders expected
+        threading.Event().wait(0.4)  # a pause longer than the window
+        done = threading.Event()
+        threading.Thread(target=lambda: (log.append(b"alone"), done.set())).start()
+        # Without the reset the lone entry would wait the whole window for three more.
+        assert done.wait(0.15), "the lone append waited for appenders who were gone"
+    assert storage.batches == [4, 1]
+
+
+def test_closing_ends_a_gathering_wait() -> None:
+    storage = BatchCounting()
+    log = open_log(storage, gather_window=5.0)
+    log.append_many([b"a", b"b", b"c"])
+    waiting = threading.Thread(target=log.append, args=(b"d",))
+    waiting.start()
+    while not storage.batches or log._queued == 0:  # the lone "d" is queued, gathering
+        time.sleep(0.001)
+    started = time.monotonic()
+    log.close()  # commits "d" at once instead of waiting out the window for two more
+    assert time.monotonic() - started < 5.0
+    waiting.join(timeout=5)
+    assert not waiting.is_alive()
+    assert storage.batches == [3, 1]
+
+
+def test_the_gather_window_is_checked() -> None:
+    with pytest.raises(InvalidInput, match="gather_window"):
+        open_log(MemoryLogStorage(), gather_window=-1.0)
+    with pytest.raises(InvalidInput, match="gather_window"):
+        open_log(MemoryLogStorage(), gather_window=20.0, append_timeout=10.0)
 
 
 def test_async_appenders() -> None:
@@ -227,9 +309,7 @@ def test_recovery_detects_an_altered_full_tile(tmp_path: Path) -> None:
 def test_recovery_detects_lost_entries() -> None:
     storage = MemoryLogStorage()
     storage.put_checkpoint(
-        StoredCheckpoint(
-            2, sign_checkpoint(Checkpoint(ORIGIN, 2, leaf_hash(b"")), [SIGNER])
-        )
+        StoredCheckpoint(2, sign_checkpoint(Checkpoint(ORIGIN, 2, leaf_hash(b"")), [SIGNER]))
     )
     with pytest.raises(VerificationFailed, match="committed entries were lost"):
         open_log(storage)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from rempart.api._edge import COLLECTION, SUBJECT_ID, PurposeCode, acting, operations
+from rempart.api._params import not_one_of, pattern_mismatch, published_parameters, whole_match
 from rempart.api.models import RecordDeletedView, RecordPageView, RecordView, RecordWriteBody
 
 router = APIRouter(tags=["records"])
@@ -23,15 +25,49 @@ Fields = Annotated[
 ]
 
 
-@router.get("/subjects/{subject_id}/records/{collection}/{record_id}", response_model=RecordView)
-async def get_record(
-    request: Request,
+def _declared_read(
     subject_id: SubjectId,
     collection: Collection,
     record_id: RecordId,
     purpose: Purpose,
     fields: Fields = None,
-) -> Any:
+) -> None:
+    """The parameters of ``GET …/{record_id}`` as published; :func:`read_arguments` checks them."""
+
+
+_READ_PATH = "/subjects/{subject_id}/records/{collection}/{record_id}"
+_READ_PARAMETERS = published_parameters(_READ_PATH, _declared_read)
+_SUBJECT = whole_match(SUBJECT_ID)
+_COLLECTION = whole_match(COLLECTION)
+_PURPOSES = frozenset(get_args(PurposeCode))
+
+
+def read_arguments(request: Request) -> tuple[str, str, str, str, list[str] | None]:
+    """The read's path and query parameters, checked exactly as published (see ``_declared_read``).
+
+    The hot route reads them itself: FastAPI's per-parameter validation costs
+    more than the rest of the request. A mismatch raises the same
+    ``RequestValidationError`` FastAPI would, so the answer is the same problem.
+    """
+    path = request.path_params
+    errors: list[dict[str, Any]] = []
+    for name, pattern in (("subject_id", _SUBJECT), ("collection", _COLLECTION), ("record_id", _SUBJECT)):
+        if pattern.fullmatch(path[name]) is None:
+            errors.append(pattern_mismatch(("path", name), path[name], pattern))
+    query = request.query_params
+    purpose = query.getlist("purpose")
+    if not purpose:
+        errors.append({"type": "missing", "loc": ("query", "purpose"), "msg": "Field required"})
+    elif purpose[-1] not in _PURPOSES:
+        errors.append(not_one_of(("query", "purpose"), purpose[-1], get_args(PurposeCode)))
+    if errors:
+        raise RequestValidationError(errors)
+    fields = query.getlist("fields") or None
+    return path["subject_id"], path["collection"], path["record_id"], purpose[-1], fields
+
+
+@router.get(_READ_PATH, response_model=RecordView, openapi_extra={"parameters": _READ_PARAMETERS})
+async def get_record(request: Request) -> Any:
     """Read one record: decided per field, recorded in the log, fields outside the decision masked.
 
     The hot path. On an all-SQLite deployment it runs on the event loop (each
@@ -39,6 +75,7 @@ async def get_record(
     concurrent reads share group commits without a thread each; on PostgreSQL
     it runs in the thread pool, where network round trips do not stall the loop.
     """
+    subject_id, collection, record_id, purpose, fields = read_arguments(request)
     ops = operations(request)
     if ops.inline:
         body = await ops.get_record_async(
