@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -60,16 +60,29 @@ def test_entries_over_the_bundle_limit_are_refused() -> None:
         assert log.size == 1
 
 
+class BatchCounting(MemoryLogStorage):
+    """Memory storage that remembers how many entries each commit carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def append(self, first: int, entries: Sequence[bytes], nodes: object) -> None:
+        self.batches.append(len(entries))
+        super().append(first, entries, nodes)  # type: ignore[arg-type]
+
+
+def run_threads(count: int, worker: Callable[[int], None]) -> None:
+    """``worker(0)`` … ``worker(count - 1)``, each in its own thread, until all are done."""
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_concurrent_appenders_are_batched_and_all_land() -> None:
-    storage = MemoryLogStorage()
-    batches: list[int] = []
-    real_append = storage.append
-
-    def counting_append(first: int, entries: Sequence[bytes], nodes: object) -> None:
-        batches.append(len(entries))
-        real_append(first, entries, nodes)  # type: ignore[arg-type]
-
-    storage.append = counting_append  # type: ignore[method-assign]
+    storage = BatchCounting()
     results: dict[bytes, int] = {}
     lock = threading.Lock()
 
@@ -81,29 +94,13 @@ def test_concurrent_appenders_are_batched_and_all_land() -> None:
                 results[entry] = index
 
     with open_log(storage) as log:
-        threads = [threading.Thread(target=worker, args=(w,)) for w in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads(16, worker)
         assert log.size == 3200
     assert sorted(results.values()) == list(range(3200))
     stored = storage.read_entries(0, 3200)
     assert all(stored[i] == e for e, i in results.items())
-    assert len(batches) < 3200  # group commit happened
+    assert len(storage.batches) < 3200  # group commit happened
     assert tree_root(3200, storage) == DictTree(stored).frontier.root()
-
-
-class BatchCounting(MemoryLogStorage):
-    """Memory storage that remembers how many entries each commit carried."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[int] = []
-
-    def append(self, first: int, entries: Sequence[bytes], nodes: object) -> None:
-        self.batches.append(len(entries))
-        super().append(first, entries, nodes)  # type: ignore[arg-type]
 
 
 def test_commits_gather_one_entry_per_concurrent_appender() -> None:
@@ -117,11 +114,7 @@ def test_commits_gather_one_entry_per_concurrent_appender() -> None:
             log.append(f"{w}:{i}".encode())
 
     with open_log(storage, gather_window=0.5) as log:  # long: the count ends waits early
-        threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads(8, worker)
         assert log.size == 400
     # After the first commits have taught the sequencer that eight appenders are about,
     # it waits for all eight each time: a handful of partial batches at the start and the end.
