@@ -200,6 +200,62 @@ def test_sync_check_violation_report_and_subject_report(
     assert err.startswith("error (verification_failed):")
 
 
+def test_check_with_sync_is_sync_then_check_in_one_pass(
+    scene: Scene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``audit check --sync`` answers as ``audit sync`` then ``audit check`` do, first and incremental."""
+    d = scene.world.deployment
+    tiles, serial, one_pass = tmp_path / "tiles", tmp_path / "serial", tmp_path / "one-pass"
+    keys = ["--vkey", d.log_signer.vkey(), "--witness", scene.witness.vkey()]
+
+    def both() -> tuple[int, dict[str, object]]:
+        export(scene, tiles)
+        code, _, err = run(monkeypatch, capsys, "audit", "sync", str(tiles), "--state", str(serial), *keys)
+        assert code == 0, err
+        code, expected, _ = run(monkeypatch, capsys, "audit", "check", "--state", str(serial), "--json")
+        sync = ["--sync", str(tiles), "--state", str(one_pass)]
+        again, out, err = run(monkeypatch, capsys, "audit", "check", *sync, *keys, "--json")
+        assert (again, json.loads(out)) == (code, json.loads(expected)), err
+        return code, json.loads(out)
+
+    assert both()[0] == 0
+    code, out, _ = run(monkeypatch, capsys, "audit", "check", "--sync", str(tiles), "--state", str(one_pass))
+    assert code == 0
+    assert f"synced: size {d.log.size}, 0 new entries" in out and "no violations" in out
+    scene.record(
+        "access.decision",
+        {
+            "principal": "parent:bob",
+            "org": "parent",
+            "action": "read",
+            "region": "us",
+            "collection": "contact",
+            "record": "main",
+            "subject": scene.world.commitment("u1"),
+            "purpose": "customer_support",
+            "grant": None,
+            "break_glass": False,
+            "allowed": True,
+            "fields": [
+                {"name": "email", "category": "protected", "allowed": True, "policies": [], "reasons": []}
+            ],
+            "policy_version": d.policy_engine.policies.version,
+        },
+    )
+    code, found = both()
+    assert code == 1
+    assert [f["invariant"] for f in found["findings"]] == ["access-grant", "parent-protected"]  # type: ignore[index]
+
+    # Witness keys belong to a sync with its own --vkey; alone they are a mistake, said so.
+    code, _, err = run(
+        monkeypatch, capsys, "audit", "check", "--state", str(one_pass), "--witness", scene.witness.vkey()
+    )
+    assert code == 2
+    assert err.startswith(
+        "error (invalid_input): --witness, --witness-threshold and --origin need --sync and --vkey"
+    )
+
+
 def test_check_without_a_synced_mirror_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,7 +3,8 @@
 ``sync`` mirrors and verifies the log incrementally (and notes, in
 ``<state>/sync-trust.json``, the keys and witness threshold it verified with);
 ``compare`` is the gossip check between two parties' checkpoints; ``check``
-replays the mirror against the agreement's invariants; ``report`` writes the
+replays the mirror against the agreement's invariants (``check --sync`` syncs
+first and replays as entries verify: the full audit in one pass); ``report`` writes the
 regulator's HTML and JSON report with a proof per finding; ``subject-report``
 writes one data subject's "who accessed my data" report with a proof per
 line; ``verify-proof`` checks C2SP tlog-proof files offline.
@@ -21,6 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from rempart.audit.full import full_audit
 from rempart.audit.invariants import ReplayResult, replay
 from rempart.audit.mirror import LogTrust, Mirror, compare_checkpoints
 from rempart.audit.report import write_report
@@ -272,23 +274,55 @@ def check(
     trust_root: TrustRootOption = None,
     now: NowOption = None,
     vkey_text: OptionalVkey = None,
+    sync_from: Annotated[
+        str | None,
+        typer.Option(
+            "--sync",
+            help="First sync the mirror from this read path (URL or directory), replaying entries as they "
+            "verify, in a second process: a full audit in one pass.",
+        ),
+    ] = None,
+    witness: WitnessOption = None,
+    witness_threshold: WitnessThresholdOption = None,
+    origin: OriginOption = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Replay every mirrored entry and check the agreement's invariants; exit 1 on any violation."""
-    trust = _load_trust(state, vkey_text)
+    sync_keys = bool(witness) or witness_threshold is not None or origin is not None
+    if sync_from is not None and vkey_text is not None:
+        trust = _trust(vkey_text, witness, witness_threshold, origin)
+    elif sync_keys:
+        raise InvalidInput("--witness, --witness-threshold and --origin need --sync and --vkey")
+    else:
+        trust = _load_trust(state, vkey_text)
     chain, source_name = _trust_chain(trust_root)
     with Mirror(state, trust=trust, clock=SystemClock()) as mirror:
-        mirrored = mirror.state
-        if mirrored is None:
-            raise NotFound(f"the mirror in {state} was never synced; run rempart audit sync first")
-        result = replay(
-            mirror.entries(),
-            trust_chain=chain,
-            trust_source=source_name,
-            now=_now(now),
-            checkpoint=mirrored.note,
-            mirror_threshold=trust.threshold,
-        )
+        if sync_from is not None:
+            source = open_source(sync_from)
+            try:
+                audit = full_audit(mirror, source, trust_chain=chain, trust_source=source_name, now=_now(now))
+            finally:
+                source.close()
+            _save_trust(state, trust)
+            result = audit.replay
+            if not json_out:
+                console.print(
+                    f"synced: size {audit.sync.size}, {audit.sync.new_entries} new entries, "
+                    f"root {base64.b64encode(audit.sync.root).decode()}",
+                    highlight=False,
+                )
+        else:
+            mirrored = mirror.state
+            if mirrored is None:
+                raise NotFound(f"the mirror in {state} was never synced; run rempart audit sync first")
+            result = replay(
+                mirror.entries(),
+                trust_chain=chain,
+                trust_source=source_name,
+                now=_now(now),
+                checkpoint=mirrored.note,
+                mirror_threshold=trust.threshold,
+            )
     if json_out:
         emit_json(result.to_json())
     else:

@@ -624,10 +624,18 @@ def test_finding_json_round_trip() -> None:
     }
 
 
-def test_a_time_sharing_the_previous_entrys_hour_is_still_checked_in_full() -> None:
+def test_a_time_sharing_the_previous_entrys_hour_or_second_is_still_checked_in_full() -> None:
     good = b'{"time":"2026-05-04T09:00:00.000000Z","type":"a.b","v":1}'
     assert decode_entry(good)[1] == "2026-05-04T09:00:00.000000Z"
-    for bad in (b"09:61:00.000000Z", b"09:00:60.000000Z", b"09:00:00.00000aZ", b"09:0\xc2\xb2:00.000000Z"):
+    for bad in (
+        b"09:61:00.000000Z",
+        b"09:00:60.000000Z",
+        b"09:00:00.00000aZ",
+        b"09:0\xc2\xb2:00.000000Z",
+        b"09:00:00.00000\xd9\xa3Z",  # an Arabic-Indic digit, in the second just checked
+        b"09:00:00.000001z",
+        b"09:00:00.0000001",
+    ):
         data = good.replace(b"09:00:00.000000Z", bad)
         with pytest.raises(InvalidInput) as reference:
             Event.decode(data)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from rempart.audit.mirror import LogTrust, Mirror, compare_checkpoints
 from rempart.clock import ManualClock
@@ -423,3 +424,55 @@ def test_entries_after_a_gap_in_an_old_mirror_are_not_moved_down(
 def test_the_mirror_keeps_a_rollback_journal(mirror: Mirror) -> None:
     """A sync appends the whole log in bulk: no write-ahead log writing every page twice."""
     assert mirror.database.query_all("PRAGMA journal_mode") == [("delete",)]
+
+
+def test_bundles_are_kept_as_checksummed_zstandard_frames(honest: Exported, mirror: Mirror) -> None:
+    honest.grow_to(300)
+    mirror.sync(honest.source())
+    rows = mirror.database.query_all("SELECT tile, count, codec, data FROM mirror_bundles ORDER BY tile")
+    assert [(tile, count, codec) for tile, count, codec, _ in rows] == [(0, 256, "zstd"), (1, 44, "zstd")]
+    served = honest.source().fetch("tile/entries/000")
+    assert zstandard.ZstdDecompressor().decompress(rows[0][3]) == served
+    assert zstandard.get_frame_parameters(rows[0][3]).has_checksum
+    assert len(rows[0][3]) < len(served) / 4
+
+
+@pytest.mark.parametrize(
+    ("codec", "data"),
+    [
+        ("zstd", b"not a zstandard frame"),
+        ("zstd", "flipped"),  # a frame whose checksum no longer matches
+        ("zstd", "too big"),  # a frame that says it holds more than any bundle can
+        ("lz4", "as served"),
+        ("none", 42),
+    ],
+    ids=["garbage", "checksum", "oversized", "unknown codec", "not bytes"],
+)
+def test_a_stored_bundle_that_no_sync_wrote_is_an_altered_mirror(
+    honest: Exported, mirror: Mirror, codec: str, data: object
+) -> None:
+    honest.grow_to(300)
+    mirror.sync(honest.source())
+    served = honest.source().fetch("tile/entries/000")
+    if data == "flipped":
+        frame = bytearray(zstandard.ZstdCompressor(level=1, write_checksum=True).compress(served))
+        frame[-1] ^= 1
+        data = bytes(frame)
+    elif data == "too big":
+        data = zstandard.ZstdCompressor(level=1).compress(bytes(256 * 65_538))
+    elif data == "as served":
+        data = served
+    with mirror.database.transaction() as tx:
+        tx.execute("UPDATE mirror_bundles SET codec = ?, data = ? WHERE tile = 0", (codec, data))
+    assert list(mirror.entries(256, 300)) == [(i, honest.entry(i)) for i in range(256, 300)]
+    with pytest.raises(VerificationFailed, match=r"lacks entries in \[0, 300\): its database was altered"):
+        list(mirror.entries())
+
+
+def test_bundles_stored_before_compression_are_still_read(honest: Exported, mirror: Mirror) -> None:
+    honest.grow_to(300)
+    mirror.sync(honest.source())
+    served = honest.source().fetch("tile/entries/000")
+    with mirror.database.transaction() as tx:
+        tx.execute("UPDATE mirror_bundles SET codec = 'none', data = ? WHERE tile = 0", (served,))
+    assert list(mirror.entries()) == [(i, honest.entry(i)) for i in range(300)]

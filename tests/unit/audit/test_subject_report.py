@@ -172,7 +172,7 @@ def test_an_altered_mirror_database_is_refused(mirrored: tuple[Scene, Auditor]) 
         entries[3] = b'{"tampered":1}'
         bundle = b"".join(len(e).to_bytes(2, "big") + e for e in entries)
         with mirror.database.transaction() as tx:
-            tx.execute("UPDATE mirror_bundles SET data = ? WHERE tile = 0", (bundle,))
+            tx.execute("UPDATE mirror_bundles SET codec = 'none', data = ? WHERE tile = 0", (bundle,))
         view = MirrorView(mirror)
         with pytest.raises(VerificationFailed) as caught:
             view.inclusion_proof(0)
