@@ -218,14 +218,17 @@ class ReplayResult:
 # -- decoding -------------------------------------------------------------------------
 
 
-class DecisionField(msgspec.Struct, forbid_unknown_fields=True):
-    """One field's verdict inside an ``access.decision`` entry (keys in canonical order)."""
+class DecisionField(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One field's verdict inside an ``access.decision`` entry (keys in canonical order).
+
+    Frozen: the decoded verdict lists of a log repeat, and are shared between entries.
+    """
 
     allowed: bool
     category: str
     name: str
-    policies: list[str]
-    reasons: list[str]
+    policies: tuple[str, ...]
+    reasons: tuple[str, ...]
 
 
 class DecisionEntry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -233,14 +236,16 @@ class DecisionEntry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 
     Attributes are in canonical (sorted) order, so encoding one gives its
     canonical JSON; ``destination`` (egress) and ``limit`` (listings) appear
-    only on the decisions that carry them.
+    only on the decisions that carry them. The ``fields`` list is kept as the
+    JSON it was read from (``fields_json``) and decoded once per distinct list:
+    a log repeats a handful of them millions of times.
     """
 
     action: str
     allowed: bool
     break_glass: bool
     collection: str
-    fields: list[DecisionField]
+    fields_json: msgspec.Raw = msgspec.field(name="fields")
     grant: str | None
     org: str
     policy_version: str | None
@@ -255,6 +260,36 @@ class DecisionEntry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     destination: str | msgspec.UnsetType = msgspec.UNSET
     limit: int | msgspec.UnsetType = msgspec.UNSET
 
+    @property
+    def fields(self) -> tuple[DecisionField, ...]:
+        """The verdict per field."""
+        fields = _decision_fields(self.fields_json)
+        if fields is None:  # pragma: no cover - entries are only made of lists that decoded
+            raise InvalidInput("access.decision fields are not a canonical list of field verdicts")
+        return fields
+
+
+_FIELDS_DECODER = msgspec.json.Decoder(tuple[DecisionField, ...])
+_FIELDS_SEEN: dict[bytes, tuple[DecisionField, ...]] = {}
+_FIELDS_SEEN_MAX = 4096
+
+
+def _decision_fields(raw: msgspec.Raw) -> tuple[DecisionField, ...] | None:
+    """A decision's field verdicts, if ``raw`` is a canonical list of them (else None)."""
+    key = bytes(raw)
+    fields = _FIELDS_SEEN.get(key)
+    if fields is None:
+        try:
+            fields = _FIELDS_DECODER.decode(key)
+        except (msgspec.DecodeError, ValueError):
+            return None
+        if _ENCODER.encode(fields) != key:
+            return None
+        if len(_FIELDS_SEEN) >= _FIELDS_SEEN_MAX:
+            _FIELDS_SEEN.clear()
+        _FIELDS_SEEN[key] = fields
+    return fields
+
 
 def _no_float(text: str) -> Any:
     raise ValueError(f"floats are not allowed in log entries (not canonical): {text}")
@@ -266,7 +301,7 @@ _ENCODER = msgspec.json.Encoder(order="sorted")
 # Canonical JSON sorts keys, and "time", "type", "v" sort last in a decision: every canonical
 # access.decision ends so (others are still decoded, on the general path).
 _DECISION_END = b'"type":"access.decision","v":1}'
-_DECISION_KEYS = frozenset(DecisionEntry.__struct_fields__)
+_DECISION_KEYS = frozenset(DecisionEntry.__struct_encode_fields__)
 
 
 _TAIL = re.compile(r":[0-5]\d:[0-5]\d\.\d{6}Z")
@@ -322,6 +357,7 @@ def decode_entry(data: bytes) -> tuple[str, str, DecisionEntry | dict[str, Any]]
                     entry.type == "access.decision"
                     and entry.v == 1
                     and _canonical_time(entry.time)
+                    and _decision_fields(entry.fields_json) is not None
                     and _ENCODER.encode(entry) == data
                 ):
                     return entry.type, entry.time, entry
@@ -349,11 +385,18 @@ def decode_entry(data: bytes) -> tuple[str, str, DecisionEntry | dict[str, Any]]
 def _typed(kind: str, body: dict[str, Any]) -> DecisionEntry | dict[str, Any]:
     if kind != "access.decision":
         return body
+    known = {k: v for k, v in body.items() if k in _DECISION_KEYS}
     try:
-        known = {k: v for k, v in body.items() if k in _DECISION_KEYS}
-        return msgspec.convert({**known, "type": kind, "time": "", "v": 1}, DecisionEntry)
+        entry = _DECISION_DECODER.decode(_ENCODER.encode({**known, "type": kind, "time": "", "v": 1}))
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"access.decision body is malformed: {exc}") from exc
+    try:
+        _FIELDS_DECODER.decode(entry.fields_json)
+    except msgspec.ValidationError as exc:  # its path starts inside the list: name the list
+        text = str(exc)
+        where = text.replace("`$", "`$.fields", 1) if "`$" in text else f"{text} - at `$.fields`"
+        raise InvalidInput(f"access.decision body is malformed: {where}") from exc
+    return entry
 
 
 # -- replay state ------------------------------------------------------------------------
@@ -599,12 +642,13 @@ class InvariantReplay:
                 and entry.v == 1
                 and len(data) <= MAX_ENTRY_SIZE
                 and _canonical_time(entry.time)
+                and (fields := _decision_fields(entry.fields_json)) is not None
                 and _ENCODER.encode(entry) == data
             ):
                 time = entry.time
                 if self.last_time is not None and time >= self.last_time:
                     self.last_time = time
-                    self._decision(index, entry)
+                    self._decision(index, entry, fields)
                     for observer in self._observers:
                         observer.decision(index, entry)
                     return
@@ -633,7 +677,7 @@ class InvariantReplay:
                 severity="notice",
             )
         if isinstance(body, DecisionEntry):
-            self._decision(index, body)
+            self._decision(index, body, body.fields)
             for observer in self._observers:
                 observer.decision(index, body)
             return
@@ -889,7 +933,7 @@ class InvariantReplay:
 
     # -- decisions ----------------------------------------------------------------------
 
-    def _decision(self, index: int, d: DecisionEntry) -> None:
+    def _decision(self, index: int, d: DecisionEntry, fields: tuple[DecisionField, ...]) -> None:
         version = d.policy_version
         if version is not None and version not in self._policy_versions:
             self.checked["governance-threshold"] += 1
@@ -903,18 +947,18 @@ class InvariantReplay:
             self._policy_versions.add(version)  # report it once
         if d.action == "egress":
             key = (d.region, d.collection, d.purpose, d.destination if isinstance(d.destination, str) else "")
-            self._egress_decisions[key] = {f.name: f.category for f in d.fields}
-        shape = (d.collection, len(d.fields), d.fields[0].name if d.fields else "")
+            self._egress_decisions[key] = {f.name: f.category for f in fields}
+        shape = (d.collection, len(fields), fields[0].name if fields else "")
         if shape not in self._shapes:  # learn the catalog's categories once per shape of decision
             self._shapes.add(shape)
-            for f in d.fields:
+            for f in fields:
                 self._categories[(d.collection, f.name)] = f.category
         if not d.allowed:
             return
         subject = d.subject
         if subject is not None:
             if subject in self._erased:
-                allowed = [f.name for f in d.fields if f.allowed]
+                allowed = [f.name for f in fields if f.allowed]
                 if allowed:
                     self.checked["erasure"] += 1
                     self._find(
@@ -927,9 +971,9 @@ class InvariantReplay:
                         subject=subject,
                         principal=d.principal,
                     )
-            if d.action == "erase" and d.record is None and all(f.allowed for f in d.fields):
+            if d.action == "erase" and d.record is None and all(f.allowed for f in fields):
                 self._erase_decided.setdefault(subject, index)
-        protected = [f.name for f in d.fields if f.allowed and f.category == _PROTECTED]
+        protected = [f.name for f in fields if f.allowed and f.category == _PROTECTED]
         if not protected or d.action == "egress":
             return
         known = self._principals.get(d.principal)

@@ -547,8 +547,23 @@ _GOOD = Event(
     },
 ).encode()
 
+_FIELD = b'{"allowed":true,"category":"protected","name":"email","policies":["p"],"reasons":[]}'
+
 DECODE_CASES = [
     ("canonical decision", _GOOD),
+    ("decision with a field", _GOOD.replace(b'"fields":[]', b'"fields":[' + _FIELD + b"]")),
+    (
+        "decision with two fields",
+        _GOOD.replace(b'"fields":[]', b'"fields":[' + _FIELD + b"," + _FIELD + b"]"),
+    ),
+    (
+        "decision field keys unsorted",
+        _GOOD.replace(
+            b'"fields":[]',
+            b'"fields":[{"name":"email","allowed":true,"category":"protected","policies":[],"reasons":[]}]',
+        ),
+    ),
+    ("decision fields with a space", _GOOD.replace(b'"fields":[]', b'"fields":[' + _FIELD + b" ]")),
     ("canonical other event", b'{"n":1,"time":"2026-05-04T09:00:00.000000Z","type":"a.b","v":1}'),
     (
         "unicode and escapes",
@@ -598,9 +613,35 @@ def test_decode_entry_accepts_exactly_what_event_decode_accepts(name: str, data:
     as_dict = (
         body
         if isinstance(body, dict)
-        else {k: v for k, v in msgspec.to_builtins(body).items() if k not in ("type", "time", "v")}
+        else {
+            k: v
+            for k, v in msgspec.json.decode(msgspec.json.encode(body)).items()
+            if k not in ("type", "time", "v")
+        }
     )
     assert as_dict == dict(event.body)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        (b"[" + _FIELD.replace(b'"email"', b"1") + b"]", "Expected `str`, got `int` - at `$.fields[0].name`"),
+        (
+            b"[" + _FIELD + b"," + _FIELD.replace(b'"name"', b'"extra":1,"name"') + b"]",
+            "Object contains unknown field `extra` - at `$.fields[1]`",
+        ),
+        (b"{}", "Expected `array`, got `object` - at `$.fields`"),
+    ],
+)
+def test_a_decision_whose_field_verdicts_are_malformed_says_where(fields: bytes, problem: str) -> None:
+    data = _GOOD.replace(b'"fields":[]', b'"fields":' + fields)
+    Event.decode(data)  # a well-formed event: its body is what is wrong
+    with pytest.raises(InvalidInput) as caught:
+        decode_entry(data)
+    assert caught.value.message == f"access.decision body is malformed: {problem}"
+    assert replay([(0, data)]).violations[0].message == (
+        f"entry 0 is not a valid log event: access.decision body is malformed: {problem}"
+    )
 
 
 def test_a_decision_body_missing_fields_is_an_entry_format_finding() -> None:
