@@ -282,6 +282,23 @@ class Database:
                     (step,),
                 )
 
+    def release_thread(self) -> None:
+        """Close the calling thread's SQLite connection, if it has its own (call it before a thread ends).
+
+        Each thread opens its own connection on first use and keeps it until
+        :meth:`close`; a short-lived thread would otherwise leave one open.
+        """
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        del self._local.conn
+        with self._lock:
+            if self.target == ":memory:" and self._sqlite_conns and conn is self._sqlite_conns[0]:
+                return  # the one shared in-memory database stays open
+            if conn in self._sqlite_conns:
+                self._sqlite_conns.remove(conn)
+        conn.close()
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()

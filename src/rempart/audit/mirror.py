@@ -305,8 +305,9 @@ class _Writer:
     and leaving the block waits until every batch put is stored.
     """
 
-    def __init__(self, store: Callable[[list[tuple[int, int, bytes]]], None]) -> None:
+    def __init__(self, store: Callable[[list[tuple[int, int, bytes]]], None], database: Database) -> None:
         self._store = store
+        self._database = database
         self._queue: queue.Queue[list[tuple[int, int, bytes]] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="rempart-mirror-writer", daemon=True)
@@ -328,12 +329,15 @@ class _Writer:
             self._queue.put(bundles)
 
     def _run(self) -> None:
-        while (bundles := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._store(bundles)
-                except BaseException as exc:
-                    self._error = exc
+        try:
+            while (bundles := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        self._store(bundles)
+                    except BaseException as exc:
+                        self._error = exc
+        finally:
+            self._database.release_thread()  # one thread per sync: leave no connection behind
 
 
 class Mirror:
@@ -585,7 +589,7 @@ class Mirror:
         """Fetch bundles from the mirrored size on; check, store as scratch, extend the right edge."""
         start = frontier.size
         pending: list[tuple[int, int, bytes]] = []
-        with _Writer(self._insert) as writer:
+        with _Writer(self._insert, self.database) as writer:
             for bundle in entry_bundles_for_size(checkpoint.size, start // TILE_WIDTH):
                 pending.append(
                     self._verify_bundle(bundle, start, frontier, checkpoint, note, fetch, verified)

@@ -22,6 +22,7 @@ from rempart.tlog.checkpoint import Checkpoint
 from rempart.tlog.cosignature import Cosigner
 from rempart.tlog.note import Note, Signer
 from tests.unit.audit.harness import rempart
+from tests.unit.test_db_threads import open_files
 
 ORIGIN = "example.com/log"
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -476,3 +477,15 @@ def test_bundles_stored_before_compression_are_still_read(honest: Exported, mirr
     with mirror.database.transaction() as tx:
         tx.execute("UPDATE mirror_bundles SET codec = 'none', data = ? WHERE tile = 0", (served,))
     assert list(mirror.entries()) == [(i, honest.entry(i)) for i in range(300)]
+
+
+def test_syncs_leave_no_database_connection_behind(honest: Exported, mirror: Mirror) -> None:
+    """Each sync stores bundles on a thread of its own, which closes its connection when done."""
+    path = mirror.directory / "mirror.db"
+    honest.grow_to(10)
+    mirror.sync(honest.source())
+    before = open_files(path)
+    for size in (300, 600, 900):
+        honest.grow_to(size)
+        mirror.sync(honest.source())
+    assert open_files(path) == before
