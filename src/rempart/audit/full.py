@@ -96,6 +96,10 @@ class _ForkedReplay:
         gc.freeze()
         try:
             self._process.start()
+        except BaseException:
+            for end in (receive, send, answer_receive, answer_send):
+                end.close()
+            raise
         finally:
             gc.unfreeze()
         receive.close()
@@ -152,7 +156,8 @@ def _serve(engine: InvariantReplay, receive: Connection, answers: Connection) ->
                 feed(first + offset, data)
         answers.send(("result", engine.finish(checkpoint=checkpoint, mirror_threshold=threshold)))
     except BaseException:
-        answers.send(("error", traceback.format_exc()))
+        with contextlib.suppress(OSError):  # a parent that is gone hears nothing
+            answers.send(("error", traceback.format_exc()))
 
 
 def full_audit(
@@ -171,8 +176,10 @@ def full_audit(
     trust chain that does not verify (before anything is fetched).
     """
     engine = InvariantReplay(trust_chain=trust_chain, trust_source=trust_source, now=now)
-    forked = processes > 1 and "fork" in multiprocessing.get_all_start_methods()
-    replay: _Replay = _ForkedReplay(engine) if forked else _LocalReplay(engine)
+    replay: _Replay = _LocalReplay(engine)
+    if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with contextlib.suppress(OSError):  # no second process (out of memory, process limit): one is enough
+            replay = _ForkedReplay(engine)
     try:
         run: list[bytes] = []
         first = 0

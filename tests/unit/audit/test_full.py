@@ -116,3 +116,15 @@ def test_a_store_failure_during_the_sync_is_raised_and_keeps_the_old_state(
     with Mirror(auditor.state, trust=auditor.trust, clock=scene.world.clock) as mirror:
         assert mirror.size == size
     assert auditor.sync() == size + 1
+
+
+def test_when_no_second_process_can_start_the_replay_runs_here(
+    scene: Scene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fork(self: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # what fork says at a process limit
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", no_fork)
+    serial = Auditor(scene, tmp_path / "serial")
+    serial.sync()
+    assert verdict(one_pass(Auditor(scene, tmp_path / "one-pass"))) == verdict(serial.check())
