@@ -52,6 +52,30 @@ def export(scene: Scene, folder: Path) -> None:
     (folder / "checkpoint").write_bytes(source.fetch("checkpoint"))
 
 
+def forge_a_parent_read(scene: Scene) -> int:
+    """What a rogue operator writes: a decision letting the parent read protected data; its index."""
+    return scene.record(
+        "access.decision",
+        {
+            "principal": "parent:bob",
+            "org": "parent",
+            "action": "read",
+            "region": "us",
+            "collection": "contact",
+            "record": "main",
+            "subject": scene.world.commitment("u1"),
+            "purpose": "customer_support",
+            "grant": None,
+            "break_glass": False,
+            "allowed": True,
+            "fields": [
+                {"name": "email", "category": "protected", "allowed": True, "policies": [], "reasons": []}
+            ],
+            "policy_version": scene.world.deployment.policy_engine.policies.version,
+        },
+    )
+
+
 def test_sync_check_violation_report_and_subject_report(
     scene: Scene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -80,26 +104,7 @@ def test_sync_check_violation_report_and_subject_report(
     assert "no violations, 0 notice(s)" in out
 
     # A rogue operator writes a decision letting the parent read protected data.
-    forged = scene.record(
-        "access.decision",
-        {
-            "principal": "parent:bob",
-            "org": "parent",
-            "action": "read",
-            "region": "us",
-            "collection": "contact",
-            "record": "main",
-            "subject": scene.world.commitment("u1"),
-            "purpose": "customer_support",
-            "grant": None,
-            "break_glass": False,
-            "allowed": True,
-            "fields": [
-                {"name": "email", "category": "protected", "allowed": True, "policies": [], "reasons": []}
-            ],
-            "policy_version": d.policy_engine.policies.version,
-        },
-    )
+    forged = forge_a_parent_read(scene)
     export(scene, tiles)
     code, _, err = run(
         monkeypatch, capsys, "audit", "sync", str(tiles), "--state", str(state), *keys, *witness
@@ -222,26 +227,7 @@ def test_check_with_sync_is_sync_then_check_in_one_pass(
     code, out, _ = run(monkeypatch, capsys, "audit", "check", "--sync", str(tiles), "--state", str(one_pass))
     assert code == 0
     assert f"synced: size {d.log.size}, 0 new entries" in out and "no violations" in out
-    scene.record(
-        "access.decision",
-        {
-            "principal": "parent:bob",
-            "org": "parent",
-            "action": "read",
-            "region": "us",
-            "collection": "contact",
-            "record": "main",
-            "subject": scene.world.commitment("u1"),
-            "purpose": "customer_support",
-            "grant": None,
-            "break_glass": False,
-            "allowed": True,
-            "fields": [
-                {"name": "email", "category": "protected", "allowed": True, "policies": [], "reasons": []}
-            ],
-            "policy_version": d.policy_engine.policies.version,
-        },
-    )
+    forge_a_parent_read(scene)
     code, found = both()
     assert code == 1
     assert [f["invariant"] for f in found["findings"]] == ["access-grant", "parent-protected"]  # type: ignore[index]
