@@ -13,6 +13,11 @@ Measured in one run:
 
 * **COPY floor**: ``COPY legacy_users TO STDOUT`` captured once, then timed
   ``COPY plain FROM STDIN`` into an unindexed copy of the table;
+* **store floor**: after the run, the rows it wrote (directory claims, wrapped
+  subject keys, sealed records, public values) captured with ``COPY … TO
+  STDOUT``, then timed ``COPY … FROM STDIN`` into empty tables of the store's
+  own schema (keys, indexes, foreign key) in a scratch database: what
+  PostgreSQL alone must do for any client to land these rows;
 * **migrate run**: ``MigrationRunner.run`` end to end (source read with a
   server-side cursor, routing, directory claims, key generation and wrapping,
   AES-256-GCM sealing as the store does, source digests and leaves, log
@@ -46,6 +51,7 @@ from psycopg.conninfo import conninfo_to_dict
 from bench.report import print_table, write_json
 from rempart.clock import SystemClock
 from rempart.config import load_config
+from rempart.db import Database
 from rempart.events import LogRecorder
 from rempart.log import create_signer, open_log
 from rempart.migrate.mapping import load_mapping
@@ -53,6 +59,7 @@ from rempart.migrate.progress import ProgressStore
 from rempart.migrate.runner import MigrationRunner
 from rempart.migrate.source import open_source
 from rempart.migrate.verify import verify_run
+from rempart.store import directory, region
 from rempart.store.records import Actor
 from rempart.store.service import RecordService
 
@@ -128,6 +135,46 @@ def copy_floor(dsn: str, data: bytes, rows: int) -> float:
             raise RuntimeError(f"COPY loaded {count} rows, expected {rows}")
         conn.execute("DROP TABLE plain_users")
     return elapsed
+
+
+STORE_TABLES = [  # (database the migration wrote it in, table), in an order the foreign key accepts
+    ("control", "store_subjects"),
+    ("us", "store_subject_keys"),
+    ("row", "store_subject_keys"),
+    ("us", "store_records"),
+    ("row", "store_records"),
+    ("us", "store_public_values"),
+    ("row", "store_public_values"),
+]
+
+
+def store_floor(dsns: dict[str, str]) -> tuple[float, int]:
+    """Seconds for PostgreSQL to COPY the rows the migration wrote into empty store tables; row count."""
+    captured: list[tuple[str, bytes]] = []
+    for name, table in STORE_TABLES:
+        with psycopg.connect(dsns[name]) as conn, conn.cursor() as cur:
+            buf = io.BytesIO()
+            with cur.copy(f"COPY {table} TO STDOUT") as copy:
+                for chunk in copy:
+                    buf.write(chunk)
+            captured.append((table, buf.getvalue()))
+    scratch = Database.open(dsns["scratch"])
+    try:
+        scratch.migrate(directory.SCHEMA)
+        scratch.migrate(region.SCHEMA)
+    finally:
+        scratch.close()
+    rows = 0
+    with psycopg.connect(dsns["scratch"], autocommit=True) as conn:
+        start = time.perf_counter()
+        for table, data in captured:
+            with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy:
+                copy.write(data)
+        elapsed = time.perf_counter() - start
+        for table in dict.fromkeys(table for _, table in STORE_TABLES):
+            (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+            rows += int(count)
+    return elapsed, rows
 
 
 def write_deployment(folder: Path, dsns: dict[str, str], batch: int) -> tuple[Path, Path]:
@@ -246,13 +293,14 @@ def main(argv: list[str]) -> None:
             batch = int(argv[i + 1])
     folder = Path(tempfile.mkdtemp(prefix="bench-migrate-"))
     try:
-        with databases("legacy", "control", "us", "row") as dsns:
+        with databases("legacy", "control", "us", "row", "scratch") as dsns:
             print(f"generating {rows:,} legacy rows with COPY …", flush=True)
             data = make_legacy(dsns["legacy"], rows)
             floor_s = copy_floor(dsns["legacy"], data, rows)
             config, mapping = write_deployment(folder, dsns, batch)
             print(f"migrating with {workers} worker process(es), batches of {batch} …", flush=True)
             result = migrate(folder, config, mapping, workers)
+            store_s, store_rows = store_floor(dsns)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     totals = result["totals"]
@@ -262,8 +310,15 @@ def main(argv: list[str]) -> None:
     run_rate = rows / result["run_s"]
     verify_rate = rows / result["verify_s"]
     all_rate = rows / (result["run_s"] + result["verify_s"])
+    store_rate = rows / store_s
     table = [
         ("PostgreSQL COPY into a plain table (floor)", f"{floor_s:.2f}", round(copy_rate), "100%"),
+        (
+            f"PostgreSQL COPY of the {store_rows:,} store rows written (store floor)",
+            f"{store_s:.2f}",
+            round(store_rate),
+            f"{store_rate / copy_rate:.1%}",
+        ),
         (
             "migrate run (route, keys, seal, digests, log)",
             f"{result['run_s']:.2f}",
@@ -295,6 +350,12 @@ def main(argv: list[str]) -> None:
             "workers": workers,
             "batch_size": batch,
             "copy_floor": {"seconds": floor_s, "rows_per_s": copy_rate},
+            "store_floor": {
+                "seconds": store_s,
+                "store_rows": store_rows,
+                "rows_per_s": store_rate,
+                "of_copy": store_rate / copy_rate,
+            },
             "run": {"seconds": result["run_s"], "rows_per_s": run_rate, "of_copy": run_rate / copy_rate},
             "verify": {
                 "seconds": result["verify_s"],

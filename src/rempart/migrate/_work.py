@@ -308,7 +308,9 @@ def _current() -> _Worker:
 
 
 def seal_batch(job: SealJob) -> SealedBatch:
-    return _current().seal(job)
+    worker = _current()
+    with worker.custody.pinned():  # one look at the keyring per batch, not one per wrapped key
+        return worker.seal(job)
 
 
 def plan_batch(job: PlanJob) -> PlannedBatch:
@@ -316,7 +318,9 @@ def plan_batch(job: PlanJob) -> PlannedBatch:
 
 
 def open_batch(job: OpenJob) -> list[tuple[RecordKey, bytes | str]]:
-    return _current().open(job)
+    worker = _current()
+    with worker.custody.pinned():
+        return worker.open(job)
 
 
 class WorkPool:

@@ -26,7 +26,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -103,6 +103,16 @@ class KeyCustody(Protocol):
         """Create KEK version ``key_id`` and make it current (idempotent if it already is)."""
         ...
 
+    def pinned(self) -> AbstractContextManager[None]:
+        """A block of calls by this thread that may all use the key material as it was at its start.
+
+        For a batch (a migration's thousands of wraps): a rotation, retirement
+        or shredding made meanwhile by another process applies from the next
+        call after the block, not in its middle. Changes made inside the block
+        apply at once. Other threads wait for the block to end.
+        """
+        ...
+
     def retire(self, ring: str, key_id: str) -> None:
         """Destroy a KEK version that is no longer current: whatever it wrapped is gone."""
         ...
@@ -143,6 +153,7 @@ class LocalKeyring:
         self._raw: dict[str, Any] = json.loads(json.dumps(raw))  # private deep copy of the file
         self._lock = threading.RLock()
         self._seen: tuple[int, int, int] | None = None
+        self._pinned = 0  # depth of pinned() blocks of the thread holding the lock
 
     # -- opening ------------------------------------------------------------
 
@@ -189,9 +200,22 @@ class LocalKeyring:
         self._seen = signature
 
     def _refresh(self) -> None:
-        """Reload if the file changed since this process last read or wrote it (cheap: one stat)."""
-        if self._signature() != self._seen:
+        """Reload if the file changed since this process last read or wrote it (cheap: one stat).
+
+        Inside :meth:`pinned` (whose thread holds the lock) the keyring read at the block's start stands.
+        """
+        if not self._pinned and self._signature() != self._seen:
             self._reload()
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        with self._lock:
+            self._refresh()
+            self._pinned += 1
+            try:
+                yield
+            finally:
+                self._pinned -= 1
 
     @contextmanager
     def _changing(self) -> Iterator[None]:
@@ -201,7 +225,8 @@ class LocalKeyring:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                self._refresh()
+                if self._signature() != self._seen:  # even inside pinned(): a change starts from the file
+                    self._reload()
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)

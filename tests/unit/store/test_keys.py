@@ -152,3 +152,33 @@ def test_two_processes_sharing_a_keyring_see_each_others_changes(tmp_path: Path)
     ring = json.loads(path.read_text())["rings"]["us"]
     assert (ring["current"], len(ring["shredded"])) == ("us-v2", 2)
     assert sorted(ring["keys"]) == ["us-v1", "us-v2"]
+
+
+def test_a_pinned_block_reads_the_keyring_once_and_changes_apply_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's wraps and unwraps look at the file once; another process's shredding applies after it."""
+    path = tmp_path / "k.json"
+    batch = LocalKeyring.create(path, ["us"])
+    other = LocalKeyring.open(path)  # another process's handle
+    wrapped = [batch.wrap("us", bytes([i]) * 32, b"x") for i in range(3)]
+    looks = []
+    real = LocalKeyring._signature
+
+    def counted(self: LocalKeyring) -> tuple[int, int, int] | None:
+        looks.append(self)
+        return real(self)
+
+    monkeypatch.setattr(LocalKeyring, "_signature", counted)
+    with batch.pinned():
+        other.shred("us", [wrapped[0]])
+        looks.clear()
+        assert [batch.unwrap("us", w, b"x") for w in wrapped] == [bytes([i]) * 32 for i in range(3)]
+        batch.wrap("us", b"n" * 32, b"x")
+        assert looks == []
+        batch.rotate("us", "us-v2")  # a change inside the block starts from the file, and applies at once
+        assert batch.wrap("us", b"n" * 32, b"x").key_id == "us-v2"
+        assert batch.unwrap("us", wrapped[1], b"x") == bytes([1]) * 32
+    with pytest.raises(VerificationFailed, match="^this subject key was shredded"):
+        batch.unwrap("us", wrapped[0], b"x")
+    assert json.loads(path.read_text())["rings"]["us"]["shredded"] != []  # the shred was kept
