@@ -93,6 +93,7 @@ class _ForkedReplay:
             target=_serve, args=(engine, receive, answer_send), name="rempart-audit-replay", daemon=True
         )
         # The child would otherwise copy every page of the parent's heap its collector walks.
+        frozen_before = gc.get_freeze_count()
         gc.freeze()
         try:
             self._process.start()
@@ -101,7 +102,8 @@ class _ForkedReplay:
                 end.close()
             raise
         finally:
-            gc.unfreeze()
+            if not frozen_before:  # a process that froze its heap itself (rempart serve) keeps it so
+                gc.unfreeze()
         receive.close()
         answer_send.close()
         self._send = send
