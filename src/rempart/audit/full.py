@@ -146,17 +146,15 @@ class _ForkedReplay:
 
 def _serve(engine: InvariantReplay, receive: Connection, answers: Connection) -> None:
     """The child: replay every run it is sent, then answer with the result."""
+    replay = _LocalReplay(engine)
     try:
-        feed = engine.feed
         while True:
             message = pickle.loads(receive.recv_bytes())  # noqa: S301 - from our own parent, over a pipe
             if type(message[1]) is not list:
                 checkpoint, threshold = message
                 break
-            first, entries = message
-            for offset, data in enumerate(entries):
-                feed(first + offset, data)
-        answers.send(("result", engine.finish(checkpoint=checkpoint, mirror_threshold=threshold)))
+            replay.feed(*message)
+        answers.send(("result", replay.finish(checkpoint, threshold)))
     except BaseException:
         with contextlib.suppress(OSError):  # a parent that is gone hears nothing
             answers.send(("error", traceback.format_exc()))

@@ -199,12 +199,13 @@ class LocalKeyring:
         self._raw = raw
         self._seen = signature
 
-    def _refresh(self) -> None:
+    def _refresh(self, *, even_pinned: bool = False) -> None:
         """Reload if the file changed since this process last read or wrote it (cheap: one stat).
 
-        Inside :meth:`pinned` (whose thread holds the lock) the keyring read at the block's start stands.
+        Inside :meth:`pinned` (whose thread holds the lock) the keyring read at the
+        block's start stands, unless ``even_pinned`` (a change starts from the file).
         """
-        if not self._pinned and self._signature() != self._seen:
+        if (even_pinned or not self._pinned) and self._signature() != self._seen:
             self._reload()
 
     @contextmanager
@@ -225,8 +226,7 @@ class LocalKeyring:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                if self._signature() != self._seen:  # even inside pinned(): a change starts from the file
-                    self._reload()
+                self._refresh(even_pinned=True)
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
